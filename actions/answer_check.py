@@ -1,0 +1,919 @@
+"""Math answer checker: read the number in a learner's answer and compare it.
+
+Pure Python (standard library + PyYAML), no Rasa. The number-word lexicon lives in
+``actions/content/number_words.yml`` and is loaded once, at import.
+
+Public API
+----------
+``check_math_answer(expected, message, language) -> AnswerCheck``
+    ``AnswerCheck(correct, understood)``: ``understood`` is the number read from the
+    message (``None`` when there is none, or the answer is ambiguous); ``correct`` is
+    ``True`` when it equals ``expected`` (``abs_tol=1e-6``, ``rel_tol=1e-9``, so
+    ``"17"`` matches ``17.0`` and ``"2.50"`` matches ``2.5``).
+``parse_number(message, language) -> int | float | None``
+    The number ``check_math_answer`` would understand, without comparing.
+
+``understood`` is an ``int`` whenever the value is whole ("2.0" -> 2), else a float.
+``language`` ("en"/"rw") is only a hint and currently changes nothing: both
+languages' words and every rule below apply to every message, because learners
+code-switch ("ni twenty five", "it's makumyabiri").
+
+Accepted forms
+--------------
+Digits
+    ``17``, ``-5``, ``2.5``, ``0.5``/``.5``, ``1/2`` (a fraction: 0.5), ``25%``,
+    ``25RWF``, ``2,000 frw``, ``3 000`` (space-grouped thousands).
+English words
+    ``twenty five``, ``twenty-five``, ``two hundred and nine``, ``one thousand two
+    hundred``, ``a hundred``, ``fifteen hundred``, ``two point five``, ``two and a
+    half``, ``a half``, ``minus five``/``negative five``; mixed ``2 thousand``,
+    ``1 million``, ``1.5 million``, ``twenty 5`` and ``20 five`` (= 25: a tens
+    number followed by a unit WORD; two digit groups ``20 5`` are never joined).
+    Digit-by-digit speech: two or more English single-digit words in a row are read
+    as digits (``one nine eight five`` -> 1985). Year-style pairs of two 10-99 word
+    numbers are joined (``nineteen eighty five`` -> 1985). Punctuation separates
+    numbers (``twenty, five`` is 20 then 5).
+    Ordinal words (``third``, ``fifth``) are not numbers; digits with an ordinal
+    suffix are (``25th`` -> 25). ``one`` after "which/the/this/no..." is a pronoun.
+Misspellings / ASR slips
+    A table of known slips, no edit distance: ``forteen``, ``fourty``, ``ninty``,
+    ``fife``, ``sevn``, ``thirdy``, ``eigth``... are always numbers. Real English
+    words that stand for numbers (``to``/``too`` = 2, ``for``/``fore`` = 4, ``ate``
+    = 8, ``won`` = 1, ``tree`` = 3) are numbers only in number-like context:
+    the whole message is number words (``for``), they complete a compound
+    (``twenty too`` = 22, ``for hundred`` = 400, ``two hundred and for`` = 204,
+    ``20 for`` = 24 at the end of the message), they sit between two digit words
+    (``one nine ate five``; never ``to``/``too``), or they end the message right
+    after an answer marker (``it's ate``). So ``I want to say 5`` -> 5, ``it is too
+    hard`` -> None, and ``five to six`` is a range (-> 6, never 526).
+Kinyarwanda
+    Every agreement form of the units (``rimwe/kimwe/imwe/umwe``, ``kabiri/ebyiri/
+    abiri/bibiri``... ``umunani``, ``icyenda``), ``icumi`` (10), ``makumyabiri``
+    (20), ``mirongo`` + unit (``mirongo itatu`` = 30 ... ``mirongo icyenda`` = 90),
+    ``ijana`` (100), ``magana``/``amajana`` + unit (200-900), ``igihumbi`` (1000),
+    ``ibihumbi`` + count (``ibihumbi bibiri`` = 2000, ``ibihumbi icumi`` = 10000,
+    ``ibihumbi 2`` = 2000), ``miliyoni [count]``, ``miliyari``, ``zeru``. Terms are
+    joined with ``na``/``n'`` (also ``n icyenda``, glued ``nicyenda``, English
+    ``and``) or simply juxtaposed, biggest first: ``makumyabiri na gatanu`` = 25,
+    ``mirongo irindwi n'icyenda`` = 79, ``igihumbi na magana atanu`` = 1500. Each
+    term must be smaller than the place of the previous one, so ``rimwe na rimwe``
+    is two numbers, not 2. After ``ibihumbi N``, ``na`` + a bi- form extends the
+    count (``ibihumbi makumyabiri na bitanu`` = 25000) while any other form is added
+    (``ibihumbi makumyabiri na gatanu`` = 20005). ``ijana rimwe``/``igihumbi kimwe``
+    = 100/1000 (agreeing "one"). ``kabiri n'igice`` and ``kabiri koma gatanu``
+    (also ``akadomo``/``virgule``) = 2.5. r/l spellings (``makumyabili``, ``mirongo
+    ilindwi``) and split ASR words (``makumya biri``) are accepted.
+
+Separators and decimals (the same in both languages)
+----------------------------------------------------
+* One comma followed by 1-2 digits is a decimal comma: ``1,5`` = 1.5, ``2,50`` = 2.5
+  (no thousands group has 1-2 digits; Rwandan/French-style writing uses it).
+* One comma followed by exactly 3 digits is a thousands separator: ``3,000`` = 3000.
+  Any other comma use is a (possibly misplaced) separator: ``12,3496`` = 123496,
+  ``1,000,000`` = 1000000.
+* One dot is always a decimal point: ``1.3`` = 1.3 (never 13), ``1.500`` = 1.5.
+  Several dots are thousands separators: ``1.000.000``.
+* With both marks, the last one is the decimal mark if it occurs once:
+  ``1,234.5`` = ``1.234,5`` = 1234.5.
+* Spaces group thousands only as ``1-3 digits`` + ``(space 3 digits)+``: ``3 000``,
+  ``1 500 000``. Other digit groups separated by spaces stay separate numbers.
+* A single separator followed by exactly 3 digits is genuinely ambiguous (``1.500``
+  French-style, ``1,500`` continental 1.5): ``parse_number`` returns the reading
+  above, and ``check_math_answer`` also accepts the other reading when that one
+  equals ``expected`` (the readings differ 1000-fold, so no wrong answer gets in);
+  ``understood`` is then the matching reading.
+
+Several numbers in one message
+------------------------------
+1. A number right after a negation (``not``, ``isn't``, ``si``, ``ntabwo``; a copula
+   may sit between: ``it is not 9``, ``ntabwo ari 9``) is rejected.
+2. If an alternative word (``or``, ``cyangwa``, ``ou``, ``au``) stands between two
+   remaining numbers with different values, the answer is ambiguous:
+   ``is it 7 or 8`` -> ``AnswerCheck(False, None)`` (the tutor asks for one number).
+3. Numbers touching an operator (``+ - x * / plus minus times divided by
+   wongeyeho ukuyemo gukuba``...) are operands of a restated expression and are
+   skipped if any other number remains (``8 = 5 + 3`` -> 8); an expression alone
+   (``3 x 4``) gives its last number.
+4. The LAST remaining number is the answer: ``5 plus 3 is 8`` -> 8, ``the answer
+   is 8 because 5 plus 3`` -> 8, ``it's 20, no 25`` -> 25, ``I think it is 25`` -> 25.
+
+Robustness
+----------
+Empty/None/garbage never raises. Messages longer than ``MAX_CHARS`` keep only their
+last ``MAX_CHARS`` characters (the answer is stated last), so the work per message is
+bounded whatever its size; digit strings longer than ``MAX_DIGITS`` and fractions
+over zero are ignored, so Python's int-string limit is never reached. Lookups are
+dictionary hits (no edit distance): a typical answer takes tens of microseconds
+(``python scripts/bench_answer_check.py``).
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import yaml
+
+__all__ = ["AnswerCheck", "check_math_answer", "parse_number", "LEXICON_PATH"]
+
+Number = Union[int, float]
+
+LEXICON_PATH = Path(__file__).resolve().parent / "content" / "number_words.yml"
+MAX_CHARS = 320  # two SMS; an answer is short and stated last
+MAX_DIGITS = 18
+ABS_TOL = 1e-6
+REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class AnswerCheck:
+    correct: bool
+    understood: Optional[Number]
+
+
+# --------------------------------------------------------------------------- tokens
+# Token kinds.
+OTHER, BREAK, NUM, UNIT, TEEN, TENS, HUNDRED, MULT, AND, ART, POINT, HALF, MINUS, WEAK = range(14)
+RUNIT, RTEN, RTWENTY, RTENS, RHUNDRED, RHUNDREDS, RTHOUSAND, RTHOUSANDS, RMILLION, NA, RHALF = range(14, 25)
+OP, ALT, NEG = range(25, 28)
+
+# Flags on tokens.
+F_MARKER, F_COPULA, F_FILLER, F_ONEBLOCK, F_ONE = 1, 2, 4, 8, 16
+# Agreement bits on Kinyarwanda units (aux).
+AG_THOUSANDS, AG_MILLIONS = 1, 2
+
+INF = float("inf")
+
+
+class _Tok:
+    __slots__ = ("kind", "value", "aux", "flags", "text")
+
+    def __init__(self, kind: int, value=None, aux=None, flags: int = 0, text: str = ""):
+        self.kind = kind
+        self.value = value
+        self.aux = aux
+        self.flags = flags
+        self.text = text
+
+    def __repr__(self) -> str:  # debugging aid
+        return f"_Tok({self.kind}, {self.value!r}, {self.aux!r}, {self.flags}, {self.text!r})"
+
+
+_OTHER = _Tok(OTHER)
+_BREAK = _Tok(BREAK)
+_MINUS_SYM = _Tok(MINUS, text="-")
+
+_EN_NUMBER_KINDS = frozenset({UNIT, TEEN, TENS, HUNDRED, MULT})
+_RW_NUMBER_KINDS = frozenset({RUNIT, RTEN, RTWENTY, RTENS, RHUNDRED, RHUNDREDS, RTHOUSAND,
+                              RTHOUSANDS, RMILLION})
+_EN_STARTERS = frozenset({NUM, UNIT, TEEN, TENS, HUNDRED, MULT, ART, POINT})
+_RW_STARTERS = frozenset({NUM}) | _RW_NUMBER_KINDS
+_STARTERS = _EN_STARTERS | _RW_STARTERS
+# Kinds allowed in a message that is "only number words" (homophone rule).
+_NUMERICISH = _EN_NUMBER_KINDS | _RW_NUMBER_KINDS | {NUM, AND, ART, POINT, HALF, MINUS, WEAK, NA,
+                                                      RHALF, BREAK}
+# Tokens after a digit group that can never extend it (the digits stand alone).
+_NUM_ALONE = frozenset({NUM, BREAK, OTHER, OP, ALT, NEG, MINUS})
+_VALUE_KINDS = frozenset({NUM, UNIT, TEEN, TENS, RUNIT, RTEN, RTWENTY})
+_VOWELS = frozenset("aeiou")
+
+
+# -------------------------------------------------------------------------- lexicon
+def _fold(text: str) -> str:
+    """Lower-case, typographic marks to ASCII, accents stripped."""
+    text = text.lower()
+    if not text.isascii():
+        text = text.translate(_TRANSLATE)
+        if not text.isascii():
+            text = unicodedata.normalize("NFKD", text)
+            text = "".join(c for c in text if not unicodedata.combining(c))
+    return text
+
+
+_TRANSLATE = str.maketrans({
+    "\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u02bc": "'", "\u2032": "'",
+    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-",
+    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ",
+})
+
+
+class _Lexicon:
+    def __init__(self, data: dict):
+        self.words: Dict[str, Tuple[_Tok, ...]] = {}
+        self.split_forms: Dict[str, str] = {}
+        en = data["english"]
+        rw = data["kinyarwanda"]
+        sent = data["sentence"]
+
+        # English number words.
+        for w in en["zero"]:
+            self._put(w, _Tok(UNIT, 0, text=str(w)))
+        for w, v in en["units"].items():
+            self._put(w, _Tok(UNIT, int(v), flags=F_ONE if int(v) == 1 else 0, text=str(w)))
+        for w, v in en["teens"].items():
+            self._put(w, _Tok(TEEN, int(v), text=str(w)))
+        for w, v in en["tens"].items():
+            self._put(w, _Tok(TENS, int(v), text=str(w)))
+        for w in en["hundred"]:
+            self._put(w, _Tok(HUNDRED, 100, text=str(w)))
+        for w, v in en["multipliers"].items():
+            self._put(w, _Tok(MULT, int(v), text=str(w)))
+        for canonical, slips in en["misspellings"].items():
+            base = self.words.get(_fold(str(canonical)))
+            if base is None:
+                raise ValueError(f"number_words.yml: misspelling of unknown word {canonical!r}")
+            for slip in slips:
+                self._put(slip, *base)
+        no_runs = {_fold(str(w)) for w in en.get("homophones_not_in_digit_runs", [])}
+        for w, canonical in en["homophones"].items():
+            base = self.words.get(_fold(str(canonical)))
+            if base is None or base[0].kind != UNIT:
+                raise ValueError(f"number_words.yml: homophone {w!r} of non-unit {canonical!r}")
+            key = _fold(str(w))
+            self._put(key, _Tok(WEAK, base[0].value, aux=key not in no_runs, text=key))
+        for kind, section in ((ART, "article"), (AND, "and"), (POINT, "point"), (HALF, "half"),
+                              (MINUS, "minus")):
+            for w in en[section]:
+                self._put(w, _Tok(kind, text=str(w)))
+
+        # Kinyarwanda number words.
+        thousands_forms = {_fold(str(w)) for w in rw["thousands_count_forms"]}
+        millions_forms = {_fold(str(w)) for w in rw["millions_count_forms"]}
+        rw_words: List[str] = []
+        for v, forms in rw["units"].items():
+            for w in forms:
+                key = _fold(str(w))
+                aux = (AG_THOUSANDS if key in thousands_forms else 0) | \
+                      (AG_MILLIONS if key in millions_forms else 0)
+                self._put(key, _Tok(RUNIT, int(v), aux=aux, text=key))
+                rw_words.append(key)
+        for key in thousands_forms | millions_forms:
+            if key not in self.words or self.words[key][0].kind != RUNIT:
+                raise ValueError(f"number_words.yml: count form {key!r} is not a unit form")
+        for kind, section, value in ((RTEN, "ten", 10), (RTWENTY, "twenty", 20), (RTENS, "tens_marker", 10),
+                                     (RHUNDRED, "hundred", 100), (RHUNDREDS, "hundreds_marker", 100),
+                                     (RTHOUSAND, "thousand", 1000), (RTHOUSANDS, "thousands_marker", 1000),
+                                     (RMILLION, "million", 10 ** 6), (RMILLION, "billion", 10 ** 9)):
+            for w in rw[section]:
+                key = _fold(str(w))
+                self._put(key, _Tok(kind, value, text=key))
+                rw_words.append(key)
+        for w in rw["connectors"]:
+            self._put(w, _Tok(NA, text=str(w)))
+        for w in rw["half"]:
+            self._put(w, _Tok(RHALF, 0.5, text=str(w)))
+        for w in rw.get("point", []):
+            self._put(w, _Tok(POINT, text=str(w)))
+        for w in rw["minus"]:
+            self._put(w, _Tok(MINUS, text=str(w)))
+
+        # Sentence words: kinds, then flags (flags may combine on one word).
+        for kind, section in ((OP, "operators"), (ALT, "alternatives"), (NEG, "negations")):
+            for w in sent[section]:
+                self._put(w, _Tok(kind, text=str(w)))
+        for flag, section in ((F_COPULA, "copulas"), (F_MARKER, "answer_markers"),
+                              (F_FILLER, "trailing_fillers")):
+            for w in sent[section]:
+                self._add_flag(w, flag)
+        for w in en["one_is_pronoun_after"]:
+            self._add_flag(w, F_ONEBLOCK)
+
+        # Generated spellings never override a listed word.
+        for a, b in rw.get("spelling_rules", []):
+            a, b = _fold(str(a)), _fold(str(b))
+            for key in list(rw_words):
+                for variant in _variants(key, a, b):
+                    if variant not in self.words:
+                        self.words[variant] = self.words[key]
+                        rw_words.append(variant)
+        glue = rw.get("glued_connectors", {}) or {}
+        na_tok = _Tok(NA, text="n'")
+        for prefix, rule in glue.items():
+            prefix = _fold(str(prefix))
+            for key in rw_words:
+                if rule == "vowel_initial" and key[0] not in _VOWELS:
+                    continue
+                glued = prefix + key
+                if glued not in self.words:
+                    self.words[glued] = (na_tok,) + self.words[key]
+        for split, joined in (rw.get("split_forms") or {}).items():
+            joined = _fold(str(joined))
+            if joined not in self.words:
+                raise ValueError(f"number_words.yml: split form of unknown word {joined!r}")
+            self.split_forms[_fold(str(split))] = joined
+        self.split_re = (re.compile(r"\b(?:" + "|".join(
+            re.escape(s) for s in sorted(self.split_forms, key=len, reverse=True)) + r")\b")
+            if self.split_forms else None)
+
+    def _put(self, word, *toks: _Tok) -> None:
+        if isinstance(word, bool) or word is None:
+            raise ValueError(f"number_words.yml: {word!r} must be quoted (YAML read it as a boolean)")
+        key = _fold(str(word))
+        if key in self.words:
+            raise ValueError(f"number_words.yml: {key!r} is listed twice")
+        self.words[key] = tuple(toks)
+
+    def _add_flag(self, word, flag: int) -> None:
+        if isinstance(word, bool) or word is None:
+            raise ValueError(f"number_words.yml: {word!r} must be quoted (YAML read it as a boolean)")
+        key = _fold(str(word))
+        old = self.words.get(key)
+        if old is None:
+            self.words[key] = (_Tok(OTHER, flags=flag, text=key),)
+            return
+        if len(old) != 1 or old[0].kind not in (OTHER, OP, ALT, NEG):
+            raise ValueError(f"number_words.yml: sentence word {key!r} is also a number word")
+        t = old[0]
+        self.words[key] = (_Tok(t.kind, t.value, t.aux, t.flags | flag, t.text),)
+
+
+def _variants(word: str, a: str, b: str) -> List[str]:
+    """All spellings of ``word`` with any subset of ``a`` replaced by ``b``."""
+    parts = word.split(a)
+    if len(parts) == 1 or len(parts) > 5:
+        return []
+    out = [""]
+    for i, part in enumerate(parts):
+        if i == 0:
+            out = [part]
+            continue
+        out = [o + sep + part for o in out for sep in (a, b)]
+    return [v for v in out if v != word]
+
+
+def _load_lexicon(path: Path = LEXICON_PATH) -> _Lexicon:
+    with open(path, encoding="utf-8") as fh:
+        return _Lexicon(yaml.safe_load(fh))
+
+
+_LEX = _load_lexicon()
+_WORDS = _LEX.words
+
+
+# ------------------------------------------------------------------------ tokeniser
+# One outer named group per alternative, so ``m.lastgroup`` tells which matched.
+_TOKEN_RE = re.compile(r"""
+    (?P<N>
+      (?P<sign>(?<![^\s(=:])-)?
+      (?P<num>\d{1,3}(?:\ \d{3}(?!\d))+(?:[.,]\d+)?|\d+(?:[.,]\d+)*|(?<!\d)\.\d+)
+      (?:\ ?/\ ?(?P<den>\d+)(?![.,]?\d))? )
+  | (?P<W>[^\W\d_]+(?:['-][^\W\d_]+)*'?)
+  | (?P<S>[-=+*/\u00f7\u00d7?!.,;:()&%])
+""", re.VERBOSE)
+
+_SYMBOLS: Dict[str, _Tok] = {}
+
+
+def _sym_token(s: str) -> _Tok:
+    tok = _SYMBOLS.get(s)
+    if tok is None:
+        if s == "-":
+            tok = _MINUS_SYM
+        else:
+            entry = _WORDS.get(s)
+            tok = entry[0] if entry else _BREAK
+        _SYMBOLS[s] = tok
+    return tok
+
+
+def _int(digits: str) -> Optional[int]:
+    return int(digits) if 0 < len(digits) <= MAX_DIGITS else None
+
+
+def _dec(intpart: str, frac: str) -> Optional[float]:
+    if not intpart:
+        intpart = "0"
+    if len(intpart) > MAX_DIGITS:
+        return None
+    return float(intpart + "." + frac[:MAX_DIGITS])
+
+
+def _read_literal(raw: str) -> Tuple[Optional[Number], Optional[Number]]:
+    """(value, alternative reading or None) of one digit group; see module docstring."""
+    if raw.isdigit():
+        return _int(raw), None
+    if raw[0] == ".":
+        return _dec("0", raw[1:]), None
+    if " " in raw:  # space-grouped thousands; a trailing mark must be decimal
+        for mark in ",.":
+            if mark in raw:
+                intpart, frac = raw.split(mark, 1)
+                return _dec(intpart.replace(" ", ""), frac), None
+        return _int(raw.replace(" ", "")), None
+    commas = raw.count(",")
+    dots = raw.count(".")
+    if not commas and not dots:
+        return _int(raw), None
+    if commas and dots:
+        mark = "," if raw.rfind(",") > raw.rfind(".") else "."
+        if raw.count(mark) == 1:
+            intpart, frac = raw.split(mark)
+            return _dec(intpart.replace(",", "").replace(".", ""), frac), None
+        return _int(raw.replace(",", "").replace(".", "")), None
+    mark = "," if commas else "."
+    groups = raw.split(mark)
+    if len(groups) > 2:
+        return _int("".join(groups)), None
+    head, tail = groups
+    if mark == ",":
+        if len(tail) <= 2:
+            return _dec(head, tail), None
+        value = _int(head + tail)
+        if len(tail) == 3 and tail != "000" and value is not None:
+            return value, _dec(head, tail)
+        return value, None
+    value = _dec(head, tail)
+    if len(tail) == 3 and value is not None:
+        return value, _int(head + tail)
+    return value, None
+
+
+def _num_token(raw: str, sign: Optional[str], den: Optional[str]) -> Optional[_Tok]:
+    value, alt = _read_literal(raw)
+    if value is None:
+        return None
+    if den is not None:
+        d = _int(den)
+        if not d:
+            return None
+        value, alt = value / d, None
+    if sign:
+        value = -value
+        if alt is not None:
+            alt = -alt
+    return _Tok(NUM, value, alt, 0, raw)
+
+
+def _word_tokens(w: str) -> Tuple[_Tok, ...]:
+    entry = _WORDS.get(w)
+    if entry is not None:
+        return entry
+    if "-" in w:
+        out: Tuple[_Tok, ...] = ()
+        for part in w.split("-"):
+            if part:
+                out += _word_tokens(part)
+        return out
+    if "'" in w:
+        if w.startswith("n'"):
+            out = []
+            while w.startswith("n'"):  # iterative: "n'n'n'..." garbage must not recurse
+                out.append(_WORDS["n'"][0])
+                w = w[2:]
+            if w:
+                out.extend(_word_tokens(w))
+            return tuple(out)
+        stripped = w.replace("'", "")
+        if stripped:
+            return _WORDS.get(stripped) or (_OTHER,)
+    return (_OTHER,)
+
+
+def _tokenise(text: str) -> List[_Tok]:
+    toks: List[_Tok] = []
+    append = toks.append
+    for m in _TOKEN_RE.finditer(text):
+        group = m.lastgroup
+        if group == "W":
+            entry = _WORDS.get(m.group("W"))
+            if entry is None:
+                entry = _word_tokens(m.group("W"))
+            if len(entry) == 1:
+                append(entry[0])
+            else:
+                toks.extend(entry)
+        elif group == "N":
+            append(_num_token(m.group("num"), m.group("sign"), m.group("den")) or _BREAK)
+        else:
+            append(_sym_token(m.group("S")))
+    return toks
+
+
+def _only_tail(toks: List[_Tok], k: int) -> bool:
+    for t in toks[k:]:
+        if t.kind != BREAK and not t.flags & F_FILLER:
+            return False
+    return True
+
+
+def _resolve(toks: List[_Tok]) -> List[_Tok]:
+    """Decide homophones ("for", "too"...) and pronoun "one" from their context."""
+    n = len(toks)
+    todo = [j for j, t in enumerate(toks) if t.kind == WEAK or (t.flags & F_ONE and j)]
+    if not todo:
+        return toks
+    all_numeric = all(t.kind in _NUMERICISH or t.flags & F_FILLER for t in toks)
+    out = list(toks)
+    for j in todo:
+        t = toks[j]
+        prev = toks[j - 1] if j else None
+        if t.kind != WEAK:  # "one" after "which", "the", ...
+            if prev.flags & F_ONEBLOCK:
+                out[j] = _OTHER
+            continue
+        nxt = toks[j + 1] if j + 1 < n else None
+        # "five to six" is a range, even in a message of number words only.
+        ok = all_numeric and (bool(t.aux) or prev is None or nxt is None
+                              or prev.kind not in _VALUE_KINDS or nxt.kind not in _VALUE_KINDS)
+        if not ok and prev is not None:
+            pk = prev.kind
+            ok = ((pk == TENS and t.value > 0)
+                  or (pk == NUM and isinstance(prev.value, int) and 20 <= prev.value <= 90
+                      and prev.value % 10 == 0 and t.value > 0 and _only_tail(toks, j + 1))
+                  or (pk == AND and j > 1 and toks[j - 2].kind in (HUNDRED, MULT))
+                  or (bool(prev.flags & F_MARKER) and _only_tail(toks, j + 1)))
+        if not ok and nxt is not None:
+            ok = nxt.kind in (HUNDRED, MULT) or (
+                bool(t.aux) and prev is not None and prev.kind == UNIT and nxt.kind == UNIT)
+        out[j] = _Tok(UNIT, t.value, None, 0, t.text) if ok else _OTHER
+    return out
+
+
+# ------------------------------------------------------------------------- grammars
+(S_START, S_ART, S_UNIT, S_TEEN, S_TENS, S_HUND, S_MULT, S_NUM, S_NUMTENS, S_NUMF, S_DEC) = range(11)
+_CAN_SMALL = (S_START, S_HUND, S_MULT)
+_CAN_HUNDRED = (S_UNIT, S_TEEN, S_TENS, S_NUM, S_NUMTENS)
+_CAN_MULT = (S_UNIT, S_TEEN, S_TENS, S_HUND, S_NUM, S_NUMTENS, S_NUMF, S_DEC)
+_CAN_POINT = (S_START, S_UNIT, S_TEEN, S_TENS, S_HUND, S_MULT, S_NUM, S_NUMTENS)
+
+
+def _num_state(v: Number) -> int:
+    if isinstance(v, int) and v >= 0:
+        return S_NUMTENS if 20 <= v <= 90 and v % 10 == 0 else S_NUM
+    return S_NUMF
+
+
+def _read_fraction(toks: List[_Tok], j: int, n: int) -> Optional[Tuple[float, int]]:
+    """Digits after a spoken decimal point: "point 5", "point two five", "koma gatanu"."""
+    if j >= n:
+        return None
+    t = toks[j]
+    if t.kind == NUM and t.text.isdigit() and len(t.text) <= MAX_DIGITS:
+        return int(t.text) / 10 ** len(t.text), j + 1
+    digits = []
+    while j < n and toks[j].kind in (UNIT, RUNIT) and len(digits) < MAX_DIGITS:
+        digits.append(str(toks[j].value))
+        j += 1
+    if not digits:
+        return None
+    return int("".join(digits)) / 10 ** len(digits), j
+
+
+def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
+    """English words (and digits mixed with them) from ``i``: (value, end) or None."""
+    total: Number = 0
+    cur: Number = 0
+    state = S_START
+    last_mult = INF
+    j = i
+    while j < n:
+        t = toks[j]
+        k = t.kind
+        if k == UNIT:
+            if state in _CAN_SMALL:
+                cur += t.value
+            elif state in (S_TENS, S_NUMTENS) and t.value:
+                cur += t.value
+            else:
+                break
+            state = S_UNIT
+        elif k == TEEN or k == TENS:
+            if state not in _CAN_SMALL:
+                break
+            cur += t.value
+            state = S_TEEN if k == TEEN else S_TENS
+        elif k == NUM:
+            v = t.value
+            if state == S_START:
+                cur = v
+                state = _num_state(v)
+            elif state == S_TENS and isinstance(v, int) and 1 <= v <= 9:
+                cur += v
+                state = S_UNIT
+            elif state in (S_HUND, S_MULT) and isinstance(v, int) and \
+                    0 < v < (100 if state == S_HUND else last_mult):
+                cur += v
+                state = _num_state(v) if state == S_MULT else S_UNIT
+            else:
+                break
+        elif k == HUNDRED:
+            if state in (S_START, S_ART):
+                cur = 100
+            elif state in _CAN_HUNDRED and 0 < cur < 100:
+                cur *= 100
+            else:
+                break
+            state = S_HUND
+        elif k == MULT:
+            m = t.value
+            if m >= last_mult:
+                break
+            if state in (S_START, S_ART):
+                total += m
+            elif state in _CAN_MULT and cur != 0:
+                total += cur * m
+            else:
+                break
+            cur = 0
+            last_mult = m
+            state = S_MULT
+        elif k == AND:
+            nxt = toks[j + 1] if j + 1 < n else _OTHER
+            if state not in (S_START, S_ART) and nxt.kind == ART and j + 2 < n and toks[j + 2].kind == HALF:
+                cur += 0.5
+                j += 3
+                state = S_DEC
+                break
+            if state in (S_HUND, S_MULT) and nxt.kind in (UNIT, TEEN, TENS, NUM):
+                j += 1
+                continue
+            break
+        elif k == ART:
+            if state != S_START or j + 1 >= n:
+                break
+            nk = toks[j + 1].kind
+            if nk in (HUNDRED, MULT):
+                state = S_ART
+            elif nk == HALF:
+                cur = 0.5
+                j += 2
+                state = S_DEC
+                break
+            else:
+                break
+        elif k == HALF:
+            if state == S_UNIT and cur == 1 and j == i + 1:  # "one half"
+                cur = 0.5
+                j += 1
+                state = S_DEC
+            break
+        elif k == POINT:
+            if state not in _CAN_POINT:
+                break
+            frac = _read_fraction(toks, j + 1, n)
+            if frac is None:
+                break
+            cur = cur + frac[0] if cur >= 0 else cur - frac[0]
+            j = frac[1]
+            state = S_DEC
+            continue
+        else:
+            break
+        j += 1
+    if state in (S_START, S_ART):
+        return None
+    return total + cur, j
+
+
+def _rw_unit_after(toks: List[_Tok], k: int, n: int) -> Optional[int]:
+    """The unit 1-9 (word or digit) at ``k`` after mirongo/magana, or None."""
+    if k >= n:
+        return None
+    t = toks[k]
+    if t.kind == RUNIT or (t.kind == NUM and isinstance(t.value, int)):
+        if 1 <= t.value <= 9:
+            return t.value
+    return None
+
+
+def _rw_term(toks: List[_Tok], k: int, n: int) -> Optional[Tuple[int, int, int]]:
+    """One Kinyarwanda term at ``k``: (value, end, place) or None."""
+    t = toks[k]
+    kind = t.kind
+    if kind == RUNIT:
+        return t.value, k + 1, 1
+    if kind == RTEN or kind == RTWENTY:
+        return t.value, k + 1, 10
+    if kind == RTENS or kind == RHUNDREDS:
+        u = _rw_unit_after(toks, k + 1, n)
+        if u is None or (u == 1 and kind == RHUNDREDS):
+            return None
+        return u * t.value, k + 2, t.value
+    if kind == RHUNDRED or kind == RTHOUSAND:
+        end = k + 1
+        if end < n and toks[end].kind == RUNIT and toks[end].value == 1:  # "ijana rimwe"
+            end += 1
+        return t.value, end, t.value
+    if kind == RTHOUSANDS or kind == RMILLION:
+        agree = AG_THOUSANDS if kind == RTHOUSANDS else AG_MILLIONS
+        count = _rw_sum(toks, k + 1, n, 1000, agree) if k + 1 < n else None
+        if count is None:
+            if kind == RTHOUSANDS:
+                return None
+            return t.value, k + 1, t.value
+        value, end = count
+        if value <= 0 or value != int(value):
+            return None
+        return int(value) * t.value, end, t.value
+    if kind == NUM:
+        v = t.value
+        if isinstance(v, int) and v > 0:
+            return v, k + 1, 10 ** (len(str(v)) - 1)
+    return None
+
+
+def _rw_sum(toks: List[_Tok], k: int, n: int, limit: Number = INF,
+            agree: int = 0) -> Optional[Tuple[Number, int]]:
+    """Kinyarwanda terms joined by na/n'/juxtaposition, biggest first."""
+    total: Number = 0
+    prev_place: Number = limit
+    prev_num = False
+    terms = 0
+    j = k
+    while j < n:
+        m = j
+        connected = False
+        if terms and toks[m].kind in (NA, AND):
+            connected = True
+            m += 1
+            if m >= n:
+                break
+        t = toks[m]
+        if t.kind == RHALF:
+            if connected and agree == 0:
+                total += 0.5
+                j = m + 1
+            break
+        if t.kind == NUM and prev_num and not connected:
+            break  # two digit groups are never joined
+        term = _rw_term(toks, m, n)
+        if term is None:
+            break
+        value, end, place = term
+        if value >= prev_place:
+            break
+        if agree and connected and not (t.kind == RUNIT and t.aux & agree):
+            break
+        total += value
+        prev_place = place
+        prev_num = t.kind == NUM
+        terms += 1
+        j = end
+    return (total, j) if terms else None
+
+
+# ------------------------------------------------------------------------ sentences
+def _phrases(toks: List[_Tok]) -> List[list]:
+    """Every number in the message: [start, end, value, alt, digit_word, pair_word]."""
+    out: List[list] = []
+    n = len(toks)
+    i = 0
+    while i < n:
+        t = toks[i]
+        k = t.kind
+        if k not in _STARTERS:
+            i += 1
+            continue
+        if k == NUM and (i + 1 == n or toks[i + 1].kind in _NUM_ALONE):
+            best = t.value, i + 1  # fast path: a digit group that nothing can extend
+        else:
+            best = _parse_en(toks, i, n) if k in _EN_STARTERS else None
+            if k in _RW_STARTERS:
+                rw = _rw_sum(toks, i, n)
+                if rw is not None and (best is None or rw[1] > best[1]):
+                    best = rw
+                    if rw[1] < n and toks[rw[1]].kind == POINT and isinstance(rw[0], int):
+                        frac = _read_fraction(toks, rw[1] + 1, n)  # "kabiri koma gatanu" = 2.5
+                        if frac is not None:
+                            best = rw[0] + frac[0], frac[1]
+        if best is None:
+            i += 1
+            continue
+        value, end = best
+        alt = t.aux if k == NUM and end == i + 1 else None
+        start = i
+        if i and toks[i - 1].kind == MINUS and not (out and out[-1][1] == i - 1):
+            start = i - 1
+            value = -value
+            if alt is not None:
+                alt = -alt
+        single = end == i + 1
+        digit_word = single and k == UNIT and start == i
+        pair_word = (start == i and k in (TEEN, TENS) and isinstance(value, int) and 10 <= value <= 99
+                     and all(toks[x].kind in (UNIT, TEEN, TENS) for x in range(i, end)))
+        out.append([start, end, value, alt, digit_word, pair_word])
+        i = end
+    if len(out) > 1:
+        out = _merge_spoken(out)
+    return out
+
+
+def _merge_spoken(phrases: List[list]) -> List[list]:
+    """Digit-by-digit words ("one nine eight five") and year-style pairs ("nineteen eighty five")."""
+    merged: List[list] = []
+    i = 0
+    n = len(phrases)
+    while i < n:
+        p = phrases[i]
+        if p[4]:
+            j = i + 1
+            while j < n and phrases[j][4] and phrases[j][0] == phrases[j - 1][1]:
+                j += 1
+            if 2 <= j - i <= MAX_DIGITS:
+                digits = "".join(str(q[2]) for q in phrases[i:j])
+                merged.append([p[0], phrases[j - 1][1], int(digits), None, False, False])
+            else:  # a single word, or a run too long to be a number: keep as they are
+                merged.extend(phrases[i:j])
+            i = j
+            continue
+        elif p[5] and i + 1 < n and phrases[i + 1][5] and phrases[i + 1][0] == p[1]:
+            q = phrases[i + 1]
+            merged.append([p[0], q[1], p[2] * 100 + q[2], None, False, False])
+            i += 2
+            continue
+        merged.append(p)
+        i += 1
+    return merged
+
+
+def _analyse(message) -> Optional[Tuple[Number, Optional[Number]]]:
+    """(value, alternative reading) of the answer in ``message``, or None."""
+    if message is None:
+        return None
+    if not isinstance(message, str):
+        message = str(message)
+    if len(message) > MAX_CHARS:
+        cut = len(message) - MAX_CHARS
+        space = message.find(" ", cut, cut + 40)
+        message = message[space if space >= 0 else cut:]
+    text = _fold(message)
+    if _LEX.split_re is not None and " " in text:
+        text = _LEX.split_re.sub(lambda m: _LEX.split_forms[m.group(0)], text)
+    toks = _tokenise(text)
+    if not toks:
+        return None
+    toks = _resolve(toks)
+    phrases = _phrases(toks)
+    if not phrases:
+        return None
+
+    n = len(toks)
+    kept = []
+    for p in phrases:
+        s = p[0]
+        if s and (toks[s - 1].kind == NEG or
+                  (toks[s - 1].flags & F_COPULA and s > 1 and toks[s - 2].kind == NEG)):
+            continue
+        operand = (s and toks[s - 1].kind in (OP, MINUS)) or (p[1] < n and toks[p[1]].kind in (OP, MINUS))
+        kept.append((p, operand))
+    if not kept:
+        return None
+    for (a, _), (b, _) in zip(kept, kept[1:]):
+        if a[2] != b[2] and any(toks[x].kind == ALT for x in range(a[1], b[0])):
+            return None  # "is it 7 or 8": ambiguous
+    chosen = None
+    for p, operand in reversed(kept):
+        if not operand:
+            chosen = p
+            break
+    if chosen is None:
+        chosen = kept[-1][0]
+    value = _clean(chosen[2])
+    if value is None:
+        return None
+    return value, _clean(chosen[3]) if chosen[3] is not None else None
+
+
+def _clean(v: Number) -> Optional[Number]:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        if v.is_integer() and abs(v) < 2 ** 53:
+            return int(v)
+    return v
+
+
+def _same(a: Number, b: Number) -> bool:
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+# ---------------------------------------------------------------------- public API
+def parse_number(message: str, language: str = "en") -> Optional[Number]:
+    """The number a learner's ``message`` states as the answer, or None.
+
+    ``language`` is a hint only (see the module docstring): both English and
+    Kinyarwanda number words are always understood. None means no number, or an
+    ambiguous answer such as "7 or 8".
+    """
+    found = _analyse(message)
+    return None if found is None else found[0]
+
+
+def check_math_answer(expected: Number, message: str, language: str = "en") -> AnswerCheck:
+    """Compare the number in ``message`` with ``expected``; see the module docstring."""
+    found = _analyse(message)
+    if found is None:
+        return AnswerCheck(False, None)
+    value, alt = found
+    try:
+        target = float(expected)
+    except (TypeError, ValueError, OverflowError):
+        return AnswerCheck(False, value)
+    if _same(value, target):
+        return AnswerCheck(True, value)
+    if alt is not None and _same(alt, target):
+        return AnswerCheck(True, alt)
+    return AnswerCheck(False, value)

@@ -1,0 +1,53 @@
+"""The actions' access to the progress store: a database problem never breaks a turn.
+
+The learner still gets an answer when the store is unreachable; the failure is logged
+(without learner data) and progress for that turn starts from defaults.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Dict, Optional, Text
+
+from actions.progress_store import LearnerProfile, ProgressStoreError, get_store
+from actions.tutoring.base import Progress
+
+logger = logging.getLogger(__name__)
+_ERRORS = (ProgressStoreError, ValueError)
+
+
+async def load(learner_id: Text, module: Text) -> Progress:
+    try:
+        return await get_store().load(learner_id, module)
+    except _ERRORS as exc:
+        logger.warning("progress load failed for module %s: %s", module, exc)
+        return Progress()
+
+
+async def save(learner_id: Text, module: Text, progress: Progress) -> None:
+    try:
+        await get_store().save(learner_id, module, progress)
+    except _ERRORS as exc:
+        logger.warning("progress save failed for module %s: %s", module, exc)
+
+
+async def summary(learner_id: Text) -> Dict[Text, Progress]:
+    try:
+        return await get_store().summary(learner_id)
+    except _ERRORS as exc:
+        logger.warning("progress summary failed: %s", exc)
+        return {}
+
+
+async def load_profile(learner_id: Text) -> Optional[LearnerProfile]:
+    try:
+        return await get_store().load_profile(learner_id)
+    except _ERRORS as exc:
+        logger.warning("profile load failed: %s", exc)
+        return None
+
+
+async def save_profile(learner_id: Text, name: Optional[Text] = None, language: Optional[Text] = None) -> None:
+    try:
+        await get_store().save_profile(learner_id, name=name, language=language)
+    except _ERRORS as exc:
+        logger.warning("profile save failed: %s", exc)

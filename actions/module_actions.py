@@ -1,0 +1,161 @@
+"""Enter, run, hint, leave and report on the four tutoring modules (tutor_form)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import learner_store, messages
+from actions.common import language_of, latest_intent, learner_id
+from actions.llm import get_llm
+from actions.tutoring.base import Reply
+from actions.tutoring.registry import INTENT_TO_MODULE, MODULES, get_tutor
+
+logger = logging.getLogger(__name__)
+
+# Set in tutor_state when a reply already presented the current question, so the
+# form's ask action does not say it twice; cleared by the ask action.
+ASKED = "_asked"
+
+
+async def _send(reply: Reply, language: Text, dispatcher: CollectingDispatcher) -> None:
+    texts = list(reply.messages)
+    task = reply.llm_task
+    if task is not None and 0 <= task.replace_index < len(texts):
+        richer = await get_llm().complete(task, language)
+        if richer:
+            texts[task.replace_index] = richer
+    for text in texts:
+        dispatcher.utter_message(text=text)
+
+
+async def _save(tracker: Tracker, module: Text, reply: Reply) -> None:
+    reply.progress.last_seen = datetime.now(timezone.utc)
+    await learner_store.save(learner_id(tracker), module, reply.progress)
+
+
+def _state(tracker: Tracker) -> Dict[Text, Any]:
+    state = tracker.get_slot("tutor_state")
+    return dict(state) if isinstance(state, dict) else {}
+
+
+class ActionStartModule(Action):
+    def name(self) -> Text:
+        return "action_start_module"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        module = INTENT_TO_MODULE.get(latest_intent(tracker) or "", tracker.get_slot("active_module") or "math")
+        language = language_of(tracker)
+        progress = await learner_store.load(learner_id(tracker), module)
+        reply = get_tutor(module).start(language, progress, None)
+        await _send(reply, language, dispatcher)
+        await _save(tracker, module, reply)
+        state = dict(reply.state, **{ASKED: True})
+        return [SlotSet("active_module", module), SlotSet("tutor_state", state), SlotSet("answer", None)]
+
+
+class ActionAskAnswer(Action):
+    """The form's question: the tutor's current item, unless a reply just presented it."""
+
+    def name(self) -> Text:
+        return "action_ask_answer"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        module = tracker.get_slot("active_module")
+        state = _state(tracker)
+        if module not in MODULES:
+            dispatcher.utter_message(text=messages.text("menu", language_of(tracker)))
+            return []
+        if state.pop(ASKED, False):
+            return [SlotSet("tutor_state", state)]
+        dispatcher.utter_message(text=get_tutor(module).prompt(language_of(tracker), state))
+        return []
+
+
+class ValidateTutorForm(FormValidationAction):
+    """Every learner turn inside a module goes to that module's tutor; the form never ends
+    by itself (the answer slot is emptied again), only by stop, goodbye or a switch."""
+
+    def name(self) -> Text:
+        return "validate_tutor_form"
+
+    async def validate_answer(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        module = tracker.get_slot("active_module")
+        if module not in MODULES:
+            return {"answer": None}
+        language = language_of(tracker)
+        progress = await learner_store.load(learner_id(tracker), module)
+        reply = get_tutor(module).answer(str(value or ""), language, progress, _state(tracker))
+        await _send(reply, language, dispatcher)
+        await _save(tracker, module, reply)
+        return {"answer": None, "tutor_state": dict(reply.state, **{ASKED: True})}
+
+
+class ActionGiveHint(Action):
+    def name(self) -> Text:
+        return "action_give_hint"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        module = tracker.get_slot("active_module")
+        language = language_of(tracker)
+        if module not in MODULES or (tracker.active_loop or {}).get("name") != "tutor_form":
+            dispatcher.utter_message(text=messages.text("no_hint", language))
+            return []
+        progress = await learner_store.load(learner_id(tracker), module)
+        reply = get_tutor(module).hint(language, progress, _state(tracker))
+        await _send(reply, language, dispatcher)
+        await _save(tracker, module, reply)
+        # The form asks the question again after the hint.
+        state = dict(reply.state)
+        state.pop(ASKED, None)
+        return [SlotSet("tutor_state", state)]
+
+
+class ActionStopModule(Action):
+    def name(self) -> Text:
+        return "action_stop_module"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        module = tracker.get_slot("active_module")
+        language = language_of(tracker)
+        if module:
+            dispatcher.utter_message(text=messages.text("stopped", language, module=messages.module_name(module, language)))
+        else:
+            dispatcher.utter_message(text=messages.text("stopped_nothing", language))
+        return [SlotSet("active_module", None), SlotSet("tutor_state", None), SlotSet("answer", None)]
+
+
+def progress_report(summary: Dict[Text, Any], language: Optional[Text]) -> List[Text]:
+    """One line per module the learner has tried, then the total points."""
+    lines = []
+    total = 0
+    for module in MODULES:
+        p = summary.get(module)
+        if p is None or (p.attempts == 0 and p.points == 0):
+            continue
+        total += p.points
+        lines.append(messages.text(
+            "progress_line", language, module=messages.module_name(module, language).capitalize(),
+            points=p.points, level=p.level, correct=p.correct, attempts=p.attempts,
+            accuracy=round(100 * p.accuracy),
+        ))
+    if not lines:
+        return [messages.text("progress_empty", language)]
+    return lines + [messages.text("progress_total", language, points=total)]
+
+
+class ActionCheckProgress(Action):
+    def name(self) -> Text:
+        return "action_check_progress"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        summary = await learner_store.summary(learner_id(tracker))
+        dispatcher.utter_message(text=" ".join(progress_report(summary, language_of(tracker))))
+        state = _state(tracker)
+        state.pop(ASKED, None)
+        return [SlotSet("tutor_state", state)] if tracker.get_slot("tutor_state") else []

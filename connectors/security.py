@@ -1,0 +1,177 @@
+"""Request authentication and pseudonymous conversation ids for the Twilio channels.
+
+* ``TwilioRequestAuthenticator`` checks ``X-Twilio-Signature`` exactly as Twilio signs
+  it: HMAC-SHA1 (auth token) of the full public URL Twilio requested plus the sorted POST
+  parameters (``twilio.request_validator.RequestValidator``). Behind a reverse proxy the
+  URL Rasa sees (``http://rasa:5005/...``) is not the one Twilio signed
+  (``https://bakame.example.org/...``), so the public URL is rebuilt from
+  ``PUBLIC_BASE_URL`` or, when ``TWILIO_TRUST_PROXY=true``, from ``X-Forwarded-*`` /
+  ``Forwarded`` headers.
+* ``SenderIdHasher`` turns a phone number into the conversation id
+  ``tw_<hex HMAC-SHA256(secret, e164)>``: stable for a learner, meaningless without the
+  secret, and the raw number never reaches the tracker store, broker, action server or logs.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from typing import Any, Iterable, Mapping, Optional, Text
+
+from twilio.request_validator import RequestValidator
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+# Documented development default, used only when signature validation is explicitly off.
+DEV_SENDER_ID_SECRET = "bakame-local-development-only"
+
+# Twilio sends these spelled-out numbers when the caller id is withheld
+# (ANONYMOUS, RESTRICTED, UNAVAILABLE, BLOCKED, UNKNOWN); they must not share one tracker.
+ANONYMOUS_NUMBERS = frozenset(
+    {"", "anonymous", "restricted", "unknown", "unavailable", "private",
+     "+266696687", "+7378742833", "+8656696", "+2562533", "+86282452253"}
+)
+
+
+def _first(value: Optional[Text]) -> Optional[Text]:
+    """First element of a comma separated proxy header (the client-facing hop)."""
+    if not value:
+        return None
+    first = value.split(",")[0].strip()
+    return first or None
+
+
+def _parse_forwarded(value: Optional[Text]) -> dict:
+    """``Forwarded: for=1.2.3.4;proto=https;host=example.org`` (RFC 7239), first hop."""
+    result = {}
+    if not value:
+        return result
+    for part in value.split(",")[0].split(";"):
+        if "=" in part:
+            key, _, val = part.partition("=")
+            result[key.strip().lower()] = val.strip().strip('"')
+    return result
+
+
+class TwilioRequestAuthenticator:
+    """Validates ``X-Twilio-Signature`` of incoming webhook requests."""
+
+    def __init__(
+        self,
+        auth_token: Optional[Text],
+        validate: bool = True,
+        public_base_url: Optional[Text] = None,
+        trust_proxy: bool = False,
+    ) -> None:
+        self.auth_token = auth_token or None
+        self.validate = validate
+        self.public_base_url = (public_base_url or "").strip().rstrip("/") or None
+        self.trust_proxy = trust_proxy
+        self._validator = RequestValidator(self.auth_token) if self.auth_token else None
+        if self.validate and not self.auth_token:
+            logger.error(
+                "Twilio signature validation is on but TWILIO_AUTH_TOKEN is not set: "
+                "every Twilio request will be rejected with 403. Set the token, or set "
+                "TWILIO_VALIDATE_SIGNATURE=false for local development only."
+            )
+        if not self.validate:
+            logger.warning(
+                "Twilio signature validation is OFF (TWILIO_VALIDATE_SIGNATURE=false). "
+                "Never run like this on a public URL."
+            )
+
+    @property
+    def misconfigured(self) -> bool:
+        return self.validate and self._validator is None
+
+    def public_url(self, request: Any) -> Text:
+        """The URL Twilio requested (and signed), including the query string."""
+        path = request.path
+        query = request.query_string
+        suffix = path + (f"?{query}" if query else "")
+        if self.public_base_url:
+            return self.public_base_url + suffix
+        scheme, host = request.scheme, request.host
+        if self.trust_proxy:
+            headers = request.headers
+            forwarded = _parse_forwarded(headers.get("forwarded"))
+            scheme = _first(headers.get("x-forwarded-proto")) or forwarded.get("proto") or scheme
+            fwd_host = _first(headers.get("x-forwarded-host")) or forwarded.get("host")
+            if fwd_host:
+                host = fwd_host
+                port = _first(headers.get("x-forwarded-port"))
+                default_port = "443" if scheme == "https" else "80"
+                if port and ":" not in host and port != default_port:
+                    host = f"{host}:{port}"
+            prefix = (_first(headers.get("x-forwarded-prefix")) or "").rstrip("/")
+            if prefix and not path.startswith(prefix + "/"):
+                suffix = prefix + suffix
+        return f"{scheme}://{host}{suffix}"
+
+    def is_valid(self, request: Any) -> bool:
+        """True if the request carries a valid Twilio signature (or validation is off)."""
+        if not self.validate:
+            return True
+        if self._validator is None:
+            return False
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            return False
+        try:
+            params = request.form if request.method == "POST" else {}
+            return bool(self._validator.validate(self.public_url(request), params, signature))
+        except Exception:  # malformed body or header: never a 500, just not valid
+            logger.warning("Could not check a Twilio signature.", exc_info=True)
+            return False
+
+
+_NUMBER_CHARS = re.compile(r"[\s\-().]")
+
+
+def normalise_number(raw: Optional[Text]) -> Text:
+    """``whatsapp:+250 788-123 456`` -> ``+250788123456``; other addresses lower-cased."""
+    value = (raw or "").strip()
+    for scheme in ("whatsapp:", "tel:", "sms:"):
+        if value.lower().startswith(scheme):
+            value = value[len(scheme):]
+    value = _NUMBER_CHARS.sub("", value)
+    if value.startswith("00") and value[2:].isdigit():
+        value = "+" + value[2:]
+    return value if value.startswith("+") else value.lower()
+
+
+class SenderIdHasher:
+    """Keyed hash of a phone number used as the Rasa conversation id."""
+
+    def __init__(self, secret: Text, prefix: Text = "tw_", length: int = 32) -> None:
+        if not secret:
+            raise ValueError("A sender id secret is required.")
+        self._key = secret.encode("utf-8")
+        self.prefix = prefix
+        self.length = max(16, min(64, int(length)))
+
+    def _digest(self, value: Text) -> Text:
+        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[: self.length]
+
+    def sender_id(self, number: Optional[Text], fallback: Optional[Text] = None) -> Text:
+        """Conversation id of ``number``; withheld numbers get a per-``fallback`` (call) id."""
+        normalised = normalise_number(number)
+        if normalised in ANONYMOUS_NUMBERS or normalised.lstrip("+") == "":
+            return f"{self.prefix}anon_{self._digest('anon:' + (fallback or ''))}"
+        return self.prefix + self._digest(normalised)
+
+    __call__ = sender_id
+
+
+def short_ref(sender_id: Text) -> Text:
+    """A short, log-safe reference to a (hashed) conversation id."""
+    return sender_id[:11] if sender_id else "-"
+
+
+def scrub(values: Mapping[Text, Any], drop: Iterable[Text]) -> dict:
+    """Copy of ``values`` without the personal fields ``drop``."""
+    dropped = {d.lower() for d in drop}
+    return {k: v for k, v in values.items() if k.lower() not in dropped}

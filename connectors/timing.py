@@ -1,0 +1,141 @@
+"""Per-turn timings without personal data.
+
+The channel measures the whole turn; the split between NLU, policy prediction and actions
+happens inside Rasa's ``MessageProcessor``. ``install_rasa_instrumentation`` wraps three of
+its methods once per process (``parse_message``, ``predict_next_with_tracker_if_should``,
+``_run_action`` and ``run_action_extract_slots``); the wrappers only add elapsed time to the
+``TurnTimer`` of the current asyncio task (a ``ContextVar`` set by the channel), so other
+channels and the HTTP API are untouched and pay nothing but a ``ContextVar`` lookup.
+
+One log line per turn (logger ``connectors.timing``)::
+
+    turn channel=twilio_voice conv=tw_1a2b3c4d kind=speech stt_ms=0 nlu_ms=41
+    policy_ms=12 nlu_policy_ms=53 actions_ms=220 rasa_ms=301 total_ms=305 messages=2
+    over_budget=false
+
+``conv`` is a prefix of the hashed conversation id; no number, CallSid or text is logged.
+"""
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import time
+from typing import Any, Optional, Text
+
+logger = logging.getLogger(__name__)
+
+_current: "contextvars.ContextVar[Optional[TurnTimer]]" = contextvars.ContextVar("bakame_turn_timer", default=None)
+
+
+class TurnTimer:
+    def __init__(self, started: Optional[float] = None) -> None:
+        self.started = started if started is not None else time.perf_counter()
+        self.nlu = 0.0
+        self.policy = 0.0
+        self.actions = 0.0
+        self.stt = 0.0
+        self.rasa = 0.0
+        self._token: Optional[contextvars.Token] = None
+
+    def activate(self) -> "TurnTimer":
+        self._token = _current.set(self)
+        return self
+
+    def deactivate(self) -> None:
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:  # reset from another context: just clear it
+                _current.set(None)
+            self._token = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def as_fields(self) -> dict:
+        ms = lambda s: int(round(s * 1000))  # noqa: E731
+        return {
+            "stt_ms": ms(self.stt),
+            "nlu_ms": ms(self.nlu),
+            "policy_ms": ms(self.policy),
+            "nlu_policy_ms": ms(self.nlu + self.policy),
+            "actions_ms": ms(self.actions),
+            "rasa_ms": ms(self.rasa),
+            "total_ms": ms(self.elapsed()),
+        }
+
+
+def current_timer() -> Optional[TurnTimer]:
+    return _current.get()
+
+
+def log_turn(channel: Text, conv_ref: Text, timer: TurnTimer, **extra: Any) -> dict:
+    fields = {"channel": channel, "conv": conv_ref}
+    fields.update(timer.as_fields())
+    fields.update(extra)
+    line = " ".join(
+        f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in fields.items()
+    )
+    logger.info("turn %s", line)
+    return fields
+
+
+def _wrap_async(original, bucket: Text):
+    @functools.wraps(original)
+    async def wrapper(*args: Any, **kwargs: Any):
+        timer = _current.get()
+        if timer is None:
+            return await original(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            setattr(timer, bucket, getattr(timer, bucket) + time.perf_counter() - start)
+
+    wrapper.__bakame_timed__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrap_sync(original, bucket: Text):
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any):
+        timer = _current.get()
+        if timer is None:
+            return original(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            setattr(timer, bucket, getattr(timer, bucket) + time.perf_counter() - start)
+
+    wrapper.__bakame_timed__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+_TARGETS = (
+    ("parse_message", "nlu", True),
+    ("predict_next_with_tracker_if_should", "policy", False),
+    ("_run_action", "actions", True),
+    ("run_action_extract_slots", "actions", True),
+)
+
+
+def install_rasa_instrumentation(processor_class: Any = None) -> bool:
+    """Wrap the ``MessageProcessor`` methods once; ``False`` if Rasa's layout is unknown."""
+    if processor_class is None:
+        try:
+            from rasa.core.processor import MessageProcessor as processor_class  # noqa: N813
+        except Exception:  # pragma: no cover - Rasa always present in the bot
+            return False
+    installed = True
+    for name, bucket, is_async in _TARGETS:
+        original = getattr(processor_class, name, None)
+        if original is None:
+            logger.debug("MessageProcessor.%s not found; its timing is not split out.", name)
+            installed = False
+            continue
+        if getattr(original, "__bakame_timed__", False):
+            continue
+        setattr(processor_class, name, (_wrap_async if is_async else _wrap_sync)(original, bucket))
+    return installed
