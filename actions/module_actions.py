@@ -86,11 +86,12 @@ class ValidateTutorForm(FormValidationAction):
 
     async def validate_answer(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         module = tracker.get_slot("active_module")
-        if module not in MODULES:
+        if module not in MODULES or not isinstance(value, str) or not value.strip():
+            # Also reached when a module start empties the slot: nothing was said yet.
             return {"answer": None}
         language = language_of(tracker)
         progress = await learner_store.load(learner_id(tracker), module)
-        reply = get_tutor(module).answer(str(value or ""), language, progress, _state(tracker))
+        reply = get_tutor(module).answer(value, language, progress, _state(tracker))
         await _send(reply, language, dispatcher)
         await _save(tracker, module, reply)
         return {"answer": None, "tutor_state": dict(reply.state, **{ASKED: True})}

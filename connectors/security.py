@@ -18,7 +18,9 @@ import hmac
 import logging
 import re
 from typing import Any, Iterable, Mapping, Optional, Text
+from urllib.parse import parse_qs
 
+from sanic.request import RequestParameters
 from twilio.request_validator import RequestValidator
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,27 @@ ANONYMOUS_NUMBERS = frozenset(
     {"", "anonymous", "restricted", "unknown", "unavailable", "private",
      "+266696687", "+7378742833", "+8656696", "+2562533", "+86282452253"}
 )
+
+
+def twilio_params(request: Any) -> RequestParameters:
+    """The POST parameters *including blank ones*.
+
+    Twilio signs every parameter it sends, empty ones too (``FromZip=``, ``Body=`` of a
+    media-only SMS), but Sanic's ``request.form`` drops blank values, so validating against
+    it would reject genuine requests. Parsed once per request.
+    """
+    cached = getattr(getattr(request, "ctx", None), "twilio_params", None)
+    if cached is not None:
+        return cached
+    params = RequestParameters()
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if request.method == "POST" and content_type == "application/x-www-form-urlencoded" and request.body:
+        params = RequestParameters(parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        request.ctx.twilio_params = params
+    except AttributeError:  # pragma: no cover - plain objects in unit tests
+        pass
+    return params
 
 
 def _first(value: Optional[Text]) -> Optional[Text]:
@@ -121,8 +144,7 @@ class TwilioRequestAuthenticator:
         if not signature:
             return False
         try:
-            params = request.form if request.method == "POST" else {}
-            return bool(self._validator.validate(self.public_url(request), params, signature))
+            return bool(self._validator.validate(self.public_url(request), twilio_params(request), signature))
         except Exception:  # malformed body or header: never a 500, just not valid
             logger.warning("Could not check a Twilio signature.", exc_info=True)
             return False

@@ -49,7 +49,13 @@ from connectors.common import (
 )
 from connectors.keypad import KeypadMenu
 from connectors.prompts import Prompts
-from connectors.security import DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequestAuthenticator, short_ref
+from connectors.security import (
+    DEV_SENDER_ID_SECRET,
+    SenderIdHasher,
+    TwilioRequestAuthenticator,
+    short_ref,
+    twilio_params,
+)
 from connectors.state import StateStore, get_state_store, wait_for_value
 from connectors.timing import TurnTimer, install_rasa_instrumentation, log_turn
 from connectors.turns import DONE, TurnRunner
@@ -182,14 +188,14 @@ class TwilioSmsInput(InputChannel):
         try:
             if self.hasher is None:
                 return None
-            sender_id = self.hasher.sender_id(request.form.get("From"))
+            sender_id = self.hasher.sender_id(twilio_params(request).get("From"))
             return (await self.store.get(self._conv_key(sender_id)) or {}).get("lang")
         except Exception:
             return None
 
     # ------------------------------------------------------------------ handling
     async def _handle(self, request: Request, on_new_message: Callable, started: float) -> Optional[Text]:
-        form = request.form
+        form = twilio_params(request)
         if self.hasher is None:
             return gsm.sanitize(self.prompts.get("error", None))
         message_sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
@@ -250,7 +256,8 @@ class TwilioSmsInput(InputChannel):
         for record in carried:
             if record.get("status") == DONE and isinstance(record.get("result"), dict):
                 earlier = earlier.extend(BotOutput.from_dict(record["result"].get("output")))
-                lang = record["result"].get("language") or lang
+                lang = record["result"].get("language")
+                conv.update(lang=lang, math=bool(record["result"].get("math")))
         if word in self.fetch_keywords and (earlier.texts or running):
             if earlier.texts:
                 return self._compose(earlier, conv, lang), "pending"

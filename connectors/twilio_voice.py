@@ -64,6 +64,7 @@ from connectors.security import (
     SenderIdHasher,
     TwilioRequestAuthenticator,
     short_ref,
+    twilio_params,
 )
 from connectors.state import StateStore, get_state_store
 from connectors.timing import TurnTimer, install_rasa_instrumentation, log_turn
@@ -75,6 +76,7 @@ logger = logging.getLogger(__name__)
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 CALL_TTL = 4 * 3600.0
 RW_MODES = ("gather", "record", "auto")
+STT_FAILURES_BEFORE_GATHER = 2
 
 
 class TwilioVoiceInput(InputChannel):
@@ -274,7 +276,7 @@ class TwilioVoiceInput(InputChannel):
                 logger.warning("Rejected a twilio_voice status callback without a valid Twilio signature.")
                 return response.text("Forbidden", status=403)
             try:
-                form = request.form
+                form = twilio_params(request)
                 call_sid = (form.get("CallSid") or "").strip()
                 call_status = (form.get("CallStatus") or "").strip().lower()
                 if call_sid and call_status in FINAL_STATUSES and self.hasher:
@@ -315,7 +317,7 @@ class TwilioVoiceInput(InputChannel):
         return metadata
 
     async def _handle(self, request: Request, on_new_message: Callable, started: float) -> VoiceResponse:
-        form = request.form
+        form = twilio_params(request)
         call_sid = (form.get("CallSid") or "").strip()
         call_status = (form.get("CallStatus") or "").strip().lower()
         step = request.args.get("step")
@@ -345,11 +347,16 @@ class TwilioVoiceInput(InputChannel):
         digits = (form.get("Digits") or "").strip()
         speech = (form.get("SpeechResult") or "").strip()
         recording_url = (form.get("RecordingUrl") or "").strip()
-        language, math_active = call.get("lang"), bool(call.get("math"))
+        # answers of earlier turns nobody picked up come first, and set the state they left
+        carried, call["pending"] = await self.turns.collect_ready(call_sid, call.get("pending") or [])
+        for record in carried:
+            result = record.get("result")
+            if record.get("status") == DONE and isinstance(result, dict):
+                call.update(lang=result.get("language"), math=bool(result.get("math")))
         if "lang" not in call:  # state lost (e.g. another process without Redis): ask the tracker
             view = await read_conversation(request.app, sender_id)
-            language, math_active = view.language, view.math_active
-            call.update(lang=language, math=math_active)
+            call.update(lang=view.language, math=view.math_active)
+        language, math_active = call.get("lang"), bool(call.get("math"))
 
         if step == "record":
             if digits == "hangup":
@@ -366,7 +373,7 @@ class TwilioVoiceInput(InputChannel):
                 return await self._turn(
                     request, on_new_message, sender_id, call_sid, call, action_base, started,
                     recording_url=recording_url, account_sid=form.get("AccountSid"),
-                    metadata=metadata, kind="record", language=language,
+                    metadata=metadata, kind="record", language=language, carried=carried,
                 )
             else:
                 self.transcriber.delete_recording_later(recording_url, form.get("AccountSid"), self._auth_token)
@@ -381,7 +388,7 @@ class TwilioVoiceInput(InputChannel):
                 metadata = self._metadata(form, call_sid, input="dtmf", keypad=entry.kind)
                 return await self._turn(
                     request, on_new_message, sender_id, call_sid, call, action_base, started,
-                    text=entry.text, metadata=metadata, kind="dtmf",
+                    text=entry.text, metadata=metadata, kind="dtmf", carried=carried,
                 )
 
         if speech:
@@ -390,14 +397,15 @@ class TwilioVoiceInput(InputChannel):
                 call["low_conf"] = call.get("low_conf", 0) + 1
                 await self._save_call(call_sid, call)
                 self._log_local(sender_id, started, "low_confidence")
-                return self._listen_twiml([self.prompts.get("low_confidence", language)], language, math_active, call, action_base)
+                texts = self._texts_of(carried) + [self.prompts.get("low_confidence", language)]
+                return self._listen_twiml(texts, language, math_active, call, action_base)
             metadata = self._metadata(form, call_sid, input="speech", asr="gather", asr_confidence=self._confidence(confidence))
             return await self._turn(
                 request, on_new_message, sender_id, call_sid, call, action_base, started,
-                text=speech, metadata=metadata, kind="speech",
+                text=speech, metadata=metadata, kind="speech", carried=carried,
             )
 
-        return await self._silence(request, sender_id, call_sid, call, action_base, started)
+        return await self._silence(request, sender_id, call_sid, call, action_base, started, carried)
 
     # ------------------------------------------------------------------ input checks
     @staticmethod
@@ -430,9 +438,10 @@ class TwilioVoiceInput(InputChannel):
         recording_url: Optional[Text] = None,
         account_sid: Optional[Text] = None,
         language: Optional[Text] = None,
+        carried: Optional[List[Dict[Text, Any]]] = None,
     ) -> VoiceResponse:
-        carried, running = await self.turns.collect_ready(call_sid, call.get("pending") or [])
-        call["pending"] = running
+        carried = carried or []
+        call.setdefault("pending", [])
         turn_id = uuid.uuid4().hex[:16]
         app = request.app
 
@@ -476,7 +485,7 @@ class TwilioVoiceInput(InputChannel):
         if record is None:
             call["pending"] = call["pending"] + [turn_id]
             await self._save_call(call_sid, call)
-            return self._holding_twiml(call.get("lang"), action_base, turn_id, 1)
+            return self._holding_twiml(call.get("lang"), action_base, turn_id, 1, before=self._texts_of(carried))
         return await self._deliver(record, call_sid, call, action_base, carried)
 
     async def _resume(
@@ -518,6 +527,9 @@ class TwilioVoiceInput(InputChannel):
             return self._listen_twiml(texts, lang, math, call, action_base)
         if result.get("stt_failed"):
             call["low_conf"] = call.get("low_conf", 0) + 1
+            call["stt_failures"] = call.get("stt_failures", 0) + 1
+            if call["stt_failures"] == STT_FAILURES_BEFORE_GATHER:
+                logger.warning("Transcription keeps failing; this call falls back to <Gather> speech recognition.")
             await self._save_call(call_sid, call)
             texts = output.texts + [self.prompts.get("low_confidence", lang)]
             return self._listen_twiml(texts, lang, math, call, action_base)
@@ -529,7 +541,7 @@ class TwilioVoiceInput(InputChannel):
             key = "welcome" if result.get("kind") == "call_start" else "reprompt_fallback"
             output.texts = [self.prompts.get(key, lang)]
         call.update(
-            lang=lang, math=math, silences=0, low_conf=0, turns=call.get("turns", 0) + 1,
+            lang=lang, math=math, silences=0, low_conf=0, stt_failures=0, turns=call.get("turns", 0) + 1,
             last=output.texts[-1:], buttons=output.buttons,
         )
         if output.end_call:
@@ -545,10 +557,24 @@ class TwilioVoiceInput(InputChannel):
             ))
         return self._listen_twiml(texts, lang, math, call, action_base)
 
+    @staticmethod
+    def _texts_of(carried: List[Dict[Text, Any]]) -> List[Text]:
+        texts: List[Text] = []
+        for record in carried or []:
+            if record.get("status") == DONE and isinstance(record.get("result"), dict):
+                texts.extend(BotOutput.from_dict(record["result"].get("output")).texts)
+        return texts
+
     async def _silence(
-        self, request: Request, sender_id: Text, call_sid: Text, call: Dict[Text, Any], action_base: Text, started: float
+        self, request: Request, sender_id: Text, call_sid: Text, call: Dict[Text, Any], action_base: Text,
+        started: float, carried: Optional[List[Dict[Text, Any]]] = None,
     ) -> VoiceResponse:
         lang, math = call.get("lang"), bool(call.get("math"))
+        late = self._texts_of(carried or [])
+        if late:  # a late answer arrived while the learner waited: that is the reply
+            call.update(silences=0, last=late[-1:])
+            await self._save_call(call_sid, call)
+            return self._listen_twiml(late, lang, math, call, action_base)
         call["silences"] = call.get("silences", 0) + 1
         if call["silences"] > self.max_silences:
             call["ended_by_silence"] = True
@@ -569,7 +595,7 @@ class TwilioVoiceInput(InputChannel):
         if not await self.store.add(f"voice:ended:{call_sid}", {"status": call_status}, CALL_TTL):
             return  # already recorded (webhook and status callback both report it)
         call = await self.store.pop(self._call_key(call_sid)) or {}
-        form = request.form
+        form = twilio_params(request)
         duration = as_int(form.get("CallDuration"), 0) or (
             int(time.time() - call["started_at"]) if call.get("started_at") else 0
         )
@@ -617,9 +643,11 @@ class TwilioVoiceInput(InputChannel):
         key = lang if lang in ("en", "rw") else "en"
         return {"voice": self.voice[key], "language": self.say_language[key]}
 
-    def listen_mode(self, lang: Optional[Text]) -> Text:
+    def listen_mode(self, lang: Optional[Text], call: Optional[Dict[Text, Any]] = None) -> Text:
         if lang == "en":
             return "gather"
+        if call and call.get("stt_failures", 0) >= STT_FAILURES_BEFORE_GATHER:
+            return "gather"  # the transcription endpoint is failing: keep the call usable
         return self.rw_mode  # Kinyarwanda, or not known yet (the recording is transcribed in either)
 
     def _say_all(self, target: Any, texts: List[Text], lang: Optional[Text]) -> None:
@@ -634,7 +662,7 @@ class TwilioVoiceInput(InputChannel):
         twiml = VoiceResponse()
         buttons = call.get("buttons") or []
         single_key = not math and self.keypad.single_key_menu() and len(buttons) <= 9
-        if self.listen_mode(lang) == "record":
+        if self.listen_mode(lang, call) == "record":
             gather = Gather(
                 input="dtmf", action=self._url(action_base, step="input"), method="POST",
                 timeout=self.math_gather_timeout if math else self.record_dtmf_window,
@@ -669,9 +697,11 @@ class TwilioVoiceInput(InputChannel):
         twiml.hangup()
         return twiml
 
-    def _holding_twiml(self, lang: Optional[Text], action_base: Text, turn_id: Text, holds: int) -> VoiceResponse:
+    def _holding_twiml(
+        self, lang: Optional[Text], action_base: Text, turn_id: Text, holds: int, before: Optional[List[Text]] = None
+    ) -> VoiceResponse:
         twiml = VoiceResponse()
-        self._say_all(twiml, [self.prompts.get("holding", lang)], lang)
+        self._say_all(twiml, list(before or []) + [self.prompts.get("holding", lang)], lang)
         twiml.redirect(self._url(action_base, step="await", turn=turn_id, n=holds), method="POST")
         return twiml
 
@@ -683,7 +713,7 @@ class TwilioVoiceInput(InputChannel):
     async def _safe_error_twiml(self, request: Request) -> VoiceResponse:
         lang = None
         try:
-            call_sid = (request.form.get("CallSid") or "").strip()
+            call_sid = (twilio_params(request).get("CallSid") or "").strip()
             if call_sid:
                 lang = (await self._load_call(call_sid)).get("lang")
             return self._error_twiml(lang, action_base=self._action_base(request))

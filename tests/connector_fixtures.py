@@ -382,6 +382,7 @@ def call_params(**extra: Text) -> Dict[Text, Text]:
         "CallStatus": "in-progress", "Called": TWILIO_NUMBER, "Caller": LEARNER,
         "Direction": "inbound", "From": LEARNER, "FromCountry": "RW", "FromCity": "KIGALI",
         "To": TWILIO_NUMBER, "ToCountry": "US",
+        "CallerZip": "", "FromZip": "", "FromState": "",  # Twilio signs blank values too
     }
     params.update(extra)
     return params
@@ -394,7 +395,7 @@ def sms_params(body: Text, sid: Optional[Text] = None, **extra: Text) -> Dict[Te
         "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "Body": body, "From": LEARNER,
         "FromCountry": "RW", "MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid,
         "NumMedia": "0", "NumSegments": "1", "SmsStatus": "received", "To": TWILIO_NUMBER,
-        "ToCountry": "US",
+        "ToCountry": "US", "FromZip": "", "FromCity": "",
     }
     params.update(extra)
     return params

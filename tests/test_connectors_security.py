@@ -89,6 +89,14 @@ async def test_forged_signatures_get_403(path, params):
     await assert_untouched(agent, voice, sms)
 
 
+async def test_blank_parameters_are_part_of_the_signature():
+    """Twilio signs ``Body=`` of a media-only SMS; Sanic's request.form would drop it."""
+    agent, _, _, app = setup()
+    params = sms_params("", NumMedia="1", MediaUrl0="https://api.twilio.com/m.jpg")
+    response = await TwilioClient(app).post(SMS, params)
+    assert response.status_code == 200 and "only read text" in response.text
+
+
 async def test_signature_covers_the_query_string_of_action_urls():
     agent, _, _, app = setup()
     client = TwilioClient(app)

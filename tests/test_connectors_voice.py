@@ -554,3 +554,18 @@ async def test_from_credentials_reads_environment_and_credentials(monkeypatch):
     assert channel.voice["rw"] == "Polly.Ayanda" and channel.keypad.mapping == {"1": "/start_math"}
     assert channel.hasher.sender_id(LEARNER) == SenderIdHasher("env-secret").sender_id(LEARNER)
     assert TwilioVoiceInput.from_credentials(None).name() == "twilio_voice"
+
+
+async def test_persistent_transcription_failures_fall_back_to_gather(fake_openai):
+    fake_openai.configure(mode="http_error")
+    media = FakeTwilioMedia().start()
+    try:
+        transcriber = Transcriber(base_url=fake_openai.url, recording_hosts=["127.0.0.1"])
+        agent, _, client = setup(transcriber=transcriber, rw_mode="record")
+        await post(client, WEBHOOK, CallStatus="ringing")
+        first = await post(client, WEBHOOK + "?step=record", RecordingUrl=media.recording_url(), RecordingDuration="2")
+        assert find(first, "Record") is not None
+        second = await post(client, WEBHOOK + "?step=record", RecordingUrl=media.recording_url(), RecordingDuration="2")
+        assert find(second, "Record") is None and find(second, "Gather").get("input") == "dtmf speech"
+    finally:
+        media.stop()

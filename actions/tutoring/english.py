@@ -61,9 +61,9 @@ TEXTS: Dict[str, Dict[str, str]] = {
         "resume": "Welcome back! Let's continue.",
         "switch_grammar": "OK, let's practise sentences!",
         "switch_vocab": "OK, let's learn new words!",
-        "praise": "Great sentence: '{sentence}' +{points} points.",
+        "praise": "Great sentence: {sentence} +{points} points.",
         "praise_short": "Great sentence, no mistakes! +{points} points.",
-        "almost": "Almost! Say: '{corrected}' {explanation}",
+        "almost": "Almost! Say: {corrected} {explanation}",
         "almost_short": "Almost! Say '{suggestion}', not '{wrong}'. {explanation}",
         "too_short": "Please say a full sentence in English, with at least three words.",
         "not_english": "Please answer in English.",
@@ -71,7 +71,7 @@ TEXTS: Dict[str, Dict[str, str]] = {
         "ask_use": "Now say your own sentence with '{word}'.",
         "ask_translate": "What is the English word for '{rw}'?",
         "use_ok": "Well done! You used '{word}' well. +{points} points.",
-        "use_fix": "Good, you used '{word}'! Small fix: '{corrected}' +{points} points.",
+        "use_fix": "Good, you used '{word}'! Small fix: {corrected} +{points} points.",
         "use_missing": "I did not hear '{word}' in your sentence. Example: {example}",
         "use_short": "Good! Now use '{word}' in a full sentence.",
         "translate_ok": "Yes! '{rw}' is '{word}' in English. +{points} points.",
@@ -87,9 +87,9 @@ TEXTS: Dict[str, Dict[str, str]] = {
         "resume": "Murakaza neza! Reka dukomeze.",
         "switch_grammar": "Ni byiza, reka twitoze interuro!",
         "switch_vocab": "Ni byiza, reka twige amagambo mashya!",
-        "praise": "Interuro nziza cyane: '{sentence}' +{points} amanota.",
+        "praise": "Interuro nziza cyane: {sentence} +{points} amanota.",
         "praise_short": "Interuro nziza cyane, nta kosa! +{points} amanota.",
-        "almost": "Hafi! Vuga uti: '{corrected}' {explanation}",
+        "almost": "Hafi! Vuga uti: {corrected} {explanation}",
         "almost_short": "Hafi! Vuga '{suggestion}', si '{wrong}'. {explanation}",
         "too_short": "Vuga interuro yuzuye mu Cyongereza, ifite nibura amagambo atatu.",
         "not_english": "Subiza mu Cyongereza, nyamuneka.",
@@ -97,7 +97,7 @@ TEXTS: Dict[str, Dict[str, str]] = {
         "ask_use": "Noneho vuga interuro yawe irimo ijambo '{word}'.",
         "ask_translate": "Ijambo '{rw}' mu Cyongereza ni irihe?",
         "use_ok": "Wakoze neza! Wakoresheje '{word}' neza. +{points} amanota.",
-        "use_fix": "Ni byiza, wakoresheje '{word}'! Ikosa rito: vuga '{corrected}' +{points} amanota.",
+        "use_fix": "Ni byiza, wakoresheje '{word}'! Ikosa rito: vuga {corrected} +{points} amanota.",
         "use_missing": "Sinumvise ijambo '{word}' mu nteruro yawe. Urugero: {example}",
         "use_short": "Ni byiza! Noneho koresha '{word}' mu nteruro yuzuye.",
         "translate_ok": "Ni byo! '{rw}' mu Cyongereza ni '{word}'. +{points} amanota.",
@@ -137,6 +137,12 @@ def _fit(text: str, limit: int = MAX_CHARS) -> str:
     if " " in cut:
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip(" ,;:") + "..."
+
+
+def _quote(sentence: str) -> str:
+    """'sentence' with a full stop after it when the sentence has no final punctuation."""
+    sentence = sentence.strip()
+    return f"'{sentence}'" + ("" if sentence[-1:] in (".", "!", "?") else ".")
 
 
 def _words(text: str) -> List[str]:
@@ -378,7 +384,7 @@ class EnglishTutor(Tutor):
         sentence = grammar_check.normalise(text)
         corrections = check_grammar(sentence)
         if not corrections:
-            msg = _t(lang, "praise", sentence=sentence, points=POINTS_CORRECT)
+            msg = _t(lang, "praise", sentence=_quote(sentence), points=POINTS_CORRECT)
             if len(msg) > MAX_CHARS:
                 msg = _t(lang, "praise_short", points=POINTS_CORRECT)
             return msg, True, POINTS_CORRECT, None
@@ -389,7 +395,7 @@ class EnglishTutor(Tutor):
     def _correction_message(sentence: str, corrections: List[grammar_check.Correction], lang: str) -> str:
         first = corrections[0]
         expl = explain(first, lang)
-        msg = _t(lang, "almost", corrected=first.corrected, explanation=expl)
+        msg = _t(lang, "almost", corrected=_quote(first.corrected), explanation=expl)
         if len(msg) > MAX_CHARS:
             msg = _t(lang, "almost_short", suggestion=first.suggestion, wrong=first.wrong, explanation=expl)
         return _fit(msg)
@@ -434,9 +440,9 @@ class EnglishTutor(Tutor):
         corrections = check_grammar(sentence)
         if not corrections:
             return _t(lang, "use_ok", word=word, points=POINTS_CORRECT), True, POINTS_CORRECT, None
-        msg = _t(lang, "use_fix", word=word, corrected=corrections[0].corrected, points=POINTS_PARTIAL)
+        msg = _t(lang, "use_fix", word=word, corrected=_quote(corrections[0].corrected), points=POINTS_PARTIAL)
         if len(msg) > MAX_CHARS:
-            msg = _t(lang, "use_fix", word=word, corrected=f"{corrections[0].suggestion}", points=POINTS_PARTIAL)
+            msg = _t(lang, "use_fix", word=word, corrected=_quote(corrections[0].suggestion), points=POINTS_PARTIAL)
         return _fit(msg), False, POINTS_PARTIAL, self._llm_task(sentence, corrections, lang)
 
     def _grade_translation(self, text: str, item: Dict[str, Any], lang: str):

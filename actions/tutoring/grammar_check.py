@@ -534,8 +534,15 @@ class _Run:
         lex = self.lex
         for i, t in enumerate(self.toks):
             if t.lower in lex.wrong_plurals:
-                key = "uncountable" if t.lower in lex.uncountable_wrong_plurals else "plural_irregular"
-                self.add(i, i + 1, _case_like(t.text, lex.wrong_plurals[t.lower]), PLURAL, key)
+                right = _case_like(t.text, lex.wrong_plurals[t.lower])
+                if t.lower in lex.uncountable_wrong_plurals:
+                    if self.w(i - 1) == "many":  # "many homeworks" -> "much homework"
+                        much = _case_like(self.toks[i - 1].text, "much")
+                        self.add(i - 1, i + 1, f"{much} {right}", PLURAL, "much_not_many")
+                    else:
+                        self.add(i, i + 1, right, PLURAL, "uncountable")
+                else:
+                    self.add(i, i + 1, right, PLURAL, "plural_irregular")
 
     def rule_be_plus_verb(self) -> None:
         lex = self.lex
