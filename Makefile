@@ -63,3 +63,6 @@ nlu-report: setup
 
 clean:
 	rm -rf results .make $(MODEL) models/.fingerprint
+
+# Feature-specific targets (production stack, benchmarks, designer/ML workflows).
+-include mk/*.mk
