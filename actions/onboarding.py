@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import learner_store, messages
-from actions.common import language_of, latest_entity, learner_id
+from actions.common import language_of, latest_entity, latest_intent, learner_id
 
 # Slots that describe the learner and survive a new session; activity slots do not.
 CARRIED_SLOTS = ("language", "language_locked", "name", "onboarded", "school_year")
@@ -45,6 +45,13 @@ def clean_name(text: Optional[Text]) -> Optional[Text]:
     return " ".join(w[:1].upper() + w[1:] for w in words)
 
 
+def _latest_user_metadata(tracker: Tracker) -> Dict[Text, Any]:
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return event.get("metadata") or {}
+    return {}
+
+
 class ActionSessionStart(Action):
     """Starts a session, keeping who the learner is but not what they were doing.
 
@@ -69,7 +76,10 @@ class ActionSessionStart(Action):
                     slots["language"] = profile.language
         events.extend(SlotSet(k, v) for k, v in slots.items())
 
-        metadata = tracker.get_slot("session_started_metadata") or {}
+        # A call start arrives as a `/session_start` message carrying call metadata. Rasa may
+        # run this action twice for a new caller (before and after that message); speaking
+        # only when the latest user message is that session start welcomes exactly once.
+        metadata = _latest_user_metadata(tracker) if latest_intent(tracker) == "session_start" else {}
         if metadata.get("call_start"):
             language = slots.get("language")
             if slots.get("name") or slots.get("onboarded"):

@@ -1,0 +1,1 @@
+"""Twilio voice and SMS input channels for BAKAME (see connectors/README.md)."""

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import logging
 import re
-from typing import Any, Iterable, Mapping, Optional, Text
+from typing import Any, Optional, Text
 from urllib.parse import parse_qs
 
 from sanic.request import RequestParameters
@@ -191,9 +191,3 @@ class SenderIdHasher:
 def short_ref(sender_id: Text) -> Text:
     """A short, log-safe reference to a (hashed) conversation id."""
     return sender_id[:11] if sender_id else "-"
-
-
-def scrub(values: Mapping[Text, Any], drop: Iterable[Text]) -> dict:
-    """Copy of ``values`` without the personal fields ``drop``."""
-    dropped = {d.lower() for d in drop}
-    return {k: v for k, v in values.items() if k.lower() not in dropped}

@@ -206,7 +206,19 @@ class TwilioSmsInput(InputChannel):
                 return await self._duplicate(message_sid, sender_id)
         else:
             logger.warning("twilio_sms request without MessageSid: it cannot be de-duplicated.")
+        try:
+            reply = await self._process(request, on_new_message, sender_id, message_sid, form, started)
+        except Exception:
+            logger.exception("twilio_sms turn failed; answering with an apology.")
+            reply = gsm.sanitize(self.prompts.get("error", await self._safe_language(request)))
+        if message_sid:  # a retry of this MessageSid gets this same reply
+            await self.store.set(self._sid_key(message_sid), {"status": "done", "reply": reply or ""}, self.dedupe_ttl)
+        return reply
 
+    async def _process(
+        self, request: Request, on_new_message: Callable, sender_id: Text, message_sid: Text, form: Any,
+        started: float,
+    ) -> Optional[Text]:
         conv = await self.store.get(self._conv_key(sender_id)) or {}
         if "lang" not in conv:
             view = await read_conversation(request.app, sender_id)
@@ -229,8 +241,6 @@ class TwilioSmsInput(InputChannel):
             reply = self._fit(reply, conv, lang, keep_more=True)
             log_turn(self.name(), short_ref(sender_id), TurnTimer(started), kind=kind, messages=1, over_budget=False)
         await self.store.set(self._conv_key(sender_id), conv, CONV_TTL)
-        if message_sid:
-            await self.store.set(self._sid_key(message_sid), {"status": "done", "reply": reply or ""}, self.dedupe_ttl)
         return reply
 
     async def _duplicate(self, message_sid: Text, sender_id: Text) -> Optional[Text]:

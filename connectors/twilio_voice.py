@@ -51,7 +51,6 @@ from connectors.common import (
     as_bool,
     as_float,
     as_int,
-    as_list,
     parse_bot_messages,
     read_conversation,
     setting,
@@ -328,6 +327,8 @@ class TwilioVoiceInput(InputChannel):
             return self._error_twiml(None, hangup=True)
         sender_id = self._sender_id(form, call_sid)
         if call_status in FINAL_STATUSES:
+            # e.g. the <Record> action after the caller hung up: keep no recording
+            self.transcriber.delete_recording_later(form.get("RecordingUrl"), form.get("AccountSid"), self._auth_token)
             await self._end_call(request, on_new_message, call_sid, sender_id, call_status)
             return VoiceResponse()
         call = await self._load_call(call_sid)

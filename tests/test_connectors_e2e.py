@@ -31,7 +31,6 @@ import pytest
 import yaml
 
 from connector_fixtures import (
-    ACCOUNT_SID,
     AUTH_TOKEN,
     PUBLIC_BASE,
     SENDER_SECRET,

@@ -245,3 +245,17 @@ async def test_from_credentials(monkeypatch):
     channel = TwilioSmsInput.from_credentials({"more_keywords": "more, next", "timing_instrumentation": False})
     assert channel.max_segments == 3 and channel.more_keywords == {"more", "next"}
     assert channel.name() == "twilio_sms"
+
+
+async def test_a_retry_after_an_error_gets_the_same_apology_and_is_not_reprocessed():
+    agent, _, client = setup()
+
+    def boom(message):
+        raise RuntimeError("action server down")
+
+    agent.script = boom
+    sid = "SM" + "9" * 32
+    first = await send(client, "hello", sid=sid)
+    retry = await send(client, "hello", sid=sid)
+    assert first == retry == ["Mbabarira, habaye ikibazo. Ongera ugerageze. Sorry, something went wrong. Please try again."]
+    assert len(agent.received) == 1

@@ -13,12 +13,11 @@ import pytest
 
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
 from connector_fixtures import (
-    ACCOUNT_SID,
     AUTH_TOKEN,
     CALL_SID,
     LEARNER,

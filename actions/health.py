@@ -1,0 +1,67 @@
+"""``GET /healthz`` on the action server: PostgreSQL (progress store), Redis, LLM.
+
+rasa-sdk's own ``GET /health`` only says the process is up. ``/healthz`` answers::
+
+    {"status": "ok" | "degraded",
+     "checks": {"progress_db": {...}, "redis": {...}, "llm": {...}}}
+
+HTTP 200 for ``ok`` and ``degraded`` (the action server still answers: progress falls back
+to defaults when its database is down, tutors use offline texts when the LLM is off or
+failing), 503 if a check itself crashed. ``?probe=0`` skips the LLM network probe.
+
+The route is added through rasa-sdk's plugin hook (``attach_sanic_app_extensions``), which
+``rasa run actions`` calls after importing this package.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import pluggy
+from rasa_sdk.plugin import plugin_manager
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_NAME = "bakame-healthz"
+hookimpl = pluggy.HookimplMarker("rasa_sdk")
+
+
+async def healthz(request: Request) -> HTTPResponse:
+    from actions.progress_store import database_url_from_env
+    from infra import health
+
+    probe = request.args.get("probe", "1") not in ("0", "false", "no")
+    try:
+        progress_db, redis_check, llm = await asyncio.gather(
+            asyncio.to_thread(health.check_database, database_url_from_env()),
+            asyncio.to_thread(health.check_redis, os.environ.get("REDIS_URL", "").strip() or None),
+            asyncio.to_thread(health.check_llm, probe),
+        )
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("health check failed")
+        return response.json({"status": "down", "error": type(exc).__name__}, status=503)
+    if progress_db["status"] == "down":
+        progress_db["status"] = "degraded"
+        progress_db["detail"] = "unreachable: progress is not saved (" + progress_db.get("detail", "") + ")"
+    checks = {"progress_db": progress_db, "redis": redis_check, "llm": llm}
+    return response.json({"status": health.overall(checks), "checks": checks}, status=200)
+
+
+class HealthPlugin:
+    @hookimpl
+    def attach_sanic_app_extensions(self, app: Any) -> None:
+        app.add_route(healthz, "/healthz", methods=["GET"], name="bakame_healthz")
+
+
+def register() -> None:
+    manager = plugin_manager()
+    if manager.get_plugin(PLUGIN_NAME) is None:
+        manager.register(HealthPlugin(), name=PLUGIN_NAME)
+
+
+register()

@@ -1,0 +1,205 @@
+"""The production environment, derived in one place.
+
+``endpoints.prod.yml`` names every value as ``${VAR}`` (Rasa 3.6 has no default syntax and
+an unset variable is an error). This module fills them all in from what the operator set:
+
+* ``REDIS_URL`` (``redis://[:password@]host[:port][/db]``, ``rediss://`` for TLS) **or** its
+  parts ``REDIS_HOST``, ``REDIS_PORT``, ``REDIS_PASSWORD``, ``REDIS_DB``, ``REDIS_SSL``;
+* ``DATABASE_URL`` (``postgresql://user[:password]@host[:port]/db[?sslmode=...]``) **or**
+  its parts ``POSTGRES_HOST``, ``POSTGRES_PORT``, ``POSTGRES_DB``, ``POSTGRES_USER``,
+  ``POSTGRES_PASSWORD``, ``POSTGRES_SSLMODE``.
+
+A part set explicitly wins over the URL, the URL over the default; afterwards both the
+URL and the parts are exported, consistent with each other (the Twilio channels and the
+progress store read the URLs, the endpoints the parts).
+
+Command line::
+
+    python -m infra.settings                 # print `export VAR=value` lines (eval them)
+    python -m infra.settings exec -- CMD...  # run CMD with the derived environment
+    python -m infra.settings prepare         # create the database if it is missing
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Dict, List, Mapping, Optional
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+# Defaults for a developer machine (docker-compose passes its own URLs).
+DEFAULTS: Dict[str, str] = {
+    "REDIS_HOST": "localhost",
+    "REDIS_PORT": "6379",
+    "REDIS_PASSWORD": "",
+    "REDIS_DB": "0",
+    "REDIS_SSL": "false",
+    "REDIS_KEY_PREFIX": "bakame",
+    "TRACKER_EXPIRY_SECONDS": str(30 * 24 * 3600),  # a learner's conversation is kept 30 days
+    "POSTGRES_HOST": "localhost",
+    "POSTGRES_PORT": "5432",
+    "POSTGRES_DB": "bakame",
+    "POSTGRES_USER": "postgres",
+    "POSTGRES_PASSWORD": "",
+    "POSTGRES_SSLMODE": "",
+    "ACTION_ENDPOINT_URL": "http://localhost:5055/webhook",
+    "EVENT_SPOOL_PATH": ".spool/events.sqlite",
+}
+
+REDIS_PARTS = ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "REDIS_SSL")
+POSTGRES_PARTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER",
+                  "POSTGRES_PASSWORD", "POSTGRES_SSLMODE")
+
+# Every variable endpoints.prod.yml references (tests check the file against this list).
+ENDPOINT_VARIABLES = (
+    "ACTION_ENDPOINT_URL", *REDIS_PARTS, "REDIS_LOCK_DB", "REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS",
+    *POSTGRES_PARTS, "EVENT_SPOOL_PATH",
+)
+
+
+def _is_set(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name)
+    return value is not None and value.strip() != ""
+
+
+def parse_redis_url(url: str) -> Dict[str, str]:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"REDIS_URL must start with redis:// or rediss:// (got {parts.scheme!r})")
+    db = (parts.path or "/").lstrip("/") or parse_qs(parts.query).get("db", ["0"])[0]
+    return {
+        "REDIS_HOST": parts.hostname or DEFAULTS["REDIS_HOST"],
+        "REDIS_PORT": str(parts.port or 6379),
+        "REDIS_PASSWORD": unquote(parts.password or ""),
+        "REDIS_DB": str(int(db)),
+        "REDIS_SSL": "true" if parts.scheme == "rediss" else "false",
+    }
+
+
+def parse_database_url(url: str) -> Dict[str, str]:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL (got {parts.scheme!r})")
+    return {
+        "POSTGRES_HOST": parts.hostname or DEFAULTS["POSTGRES_HOST"],
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_DB": unquote((parts.path or "/").lstrip("/")) or DEFAULTS["POSTGRES_DB"],
+        "POSTGRES_USER": unquote(parts.username or "") or DEFAULTS["POSTGRES_USER"],
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SSLMODE": parse_qs(parts.query).get("sslmode", [""])[0],
+    }
+
+
+def redis_url(parts: Mapping[str, str]) -> str:
+    scheme = "rediss" if as_bool(parts.get("REDIS_SSL")) else "redis"
+    auth = f":{quote(parts['REDIS_PASSWORD'], safe='')}@" if parts.get("REDIS_PASSWORD") else ""
+    return f"{scheme}://{auth}{parts['REDIS_HOST']}:{parts['REDIS_PORT']}/{parts['REDIS_DB']}"
+
+
+def database_url(parts: Mapping[str, str]) -> str:
+    user = quote(parts["POSTGRES_USER"], safe="")
+    if parts.get("POSTGRES_PASSWORD"):
+        user += ":" + quote(parts["POSTGRES_PASSWORD"], safe="")
+    query = f"?{urlencode({'sslmode': parts['POSTGRES_SSLMODE']})}" if parts.get("POSTGRES_SSLMODE") else ""
+    db = quote(parts["POSTGRES_DB"], safe="")
+    return f"postgresql://{user}@{parts['POSTGRES_HOST']}:{parts['POSTGRES_PORT']}/{db}{query}"
+
+
+def as_bool(value: Optional[str]) -> bool:
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def production_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """Every variable endpoints.prod.yml needs, plus consistent REDIS_URL and DATABASE_URL."""
+    environ = os.environ if environ is None else environ
+    out: Dict[str, str] = {}
+
+    from_url = parse_redis_url(environ["REDIS_URL"]) if _is_set(environ, "REDIS_URL") else {}
+    for name in REDIS_PARTS:
+        out[name] = environ[name].strip() if _is_set(environ, name) else from_url.get(name, DEFAULTS[name])
+    from_url = parse_database_url(environ["DATABASE_URL"]) if _is_set(environ, "DATABASE_URL") else {}
+    for name in POSTGRES_PARTS:
+        out[name] = environ[name].strip() if _is_set(environ, name) else from_url.get(name, DEFAULTS[name])
+    # Passwords may legitimately contain surrounding spaces: take them verbatim.
+    for name in ("REDIS_PASSWORD", "POSTGRES_PASSWORD"):
+        if _is_set(environ, name):
+            out[name] = environ[name]
+
+    for name in ("REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS", "ACTION_ENDPOINT_URL", "EVENT_SPOOL_PATH"):
+        out[name] = environ[name].strip() if _is_set(environ, name) else DEFAULTS[name]
+    out["REDIS_LOCK_DB"] = environ["REDIS_LOCK_DB"].strip() if _is_set(environ, "REDIS_LOCK_DB") else out["REDIS_DB"]
+
+    for name in ("REDIS_PORT", "REDIS_DB", "REDIS_LOCK_DB", "POSTGRES_PORT", "TRACKER_EXPIRY_SECONDS"):
+        if not out[name].isdigit():
+            raise ValueError(f"{name} must be a whole number (got {out[name]!r})")
+    if not out["REDIS_KEY_PREFIX"].isalnum():
+        raise ValueError("REDIS_KEY_PREFIX must be letters and digits only (Rasa ignores other prefixes)")
+
+    out["REDIS_URL"] = redis_url(out)
+    out["DATABASE_URL"] = database_url(out)
+    return out
+
+
+def _exports(env: Mapping[str, str]) -> str:
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items()))
+
+
+def prepare(env: Mapping[str, str]) -> str:
+    """Create the PostgreSQL database when it does not exist yet (docker's postgres image
+    does this itself; a plain server such as this machine's does not)."""
+    import psycopg2
+    from psycopg2 import sql
+
+    kwargs = dict(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), user=env["POSTGRES_USER"],
+                  password=env["POSTGRES_PASSWORD"] or None, connect_timeout=5,
+                  sslmode=env["POSTGRES_SSLMODE"] or None)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        psycopg2.connect(dbname=env["POSTGRES_DB"], **kwargs).close()
+        return f"database {env['POSTGRES_DB']!r} exists"
+    except psycopg2.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    admin = psycopg2.connect(dbname="postgres", **kwargs)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(env["POSTGRES_DB"])))
+    finally:
+        admin.close()
+    return f"database {env['POSTGRES_DB']!r} created"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        env = production_env()
+    except ValueError as exc:
+        print(f"infra.settings: {exc}", file=sys.stderr)
+        return 2
+    if not argv or argv[0] == "export":
+        print(_exports(env))
+        return 0
+    if argv[0] == "prepare":
+        try:
+            print(prepare(env))
+        except Exception as exc:  # noqa: BLE001 - one line for the operator
+            print(f"infra.settings: could not prepare the database: {exc}".strip(), file=sys.stderr)
+            return 1
+        return 0
+    if argv[0] == "exec":
+        command = argv[1:]
+        if command and command[0] == "--":
+            command = command[1:]
+        if not command:
+            print("usage: python -m infra.settings exec -- COMMAND [ARGS...]", file=sys.stderr)
+            return 2
+        os.environ.update(env)
+        os.execvp(command[0], command)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
