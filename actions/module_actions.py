@@ -23,11 +23,13 @@ logger = logging.getLogger(__name__)
 ASKED = "_asked"
 
 
-async def _send(reply: Reply, language: Text, dispatcher: CollectingDispatcher) -> None:
+async def _send(reply: Reply, language: Text, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """Sends the tutor's messages; the LLM may replace one of them, never blocking the turn
+    for longer than its timeout and never showing its failure (the offline text stays)."""
     texts = list(reply.messages)
     task = reply.llm_task
     if task is not None and 0 <= task.replace_index < len(texts):
-        richer = await get_llm().complete(task, language)
+        richer = await get_llm().complete(task, language, learner_name=tracker.get_slot("name"))
         if richer:
             texts[task.replace_index] = richer
     for text in texts:
@@ -53,7 +55,7 @@ class ActionStartModule(Action):
         language = language_of(tracker)
         progress = await learner_store.load(learner_id(tracker), module)
         reply = get_tutor(module).start(language, progress, None)
-        await _send(reply, language, dispatcher)
+        await _send(reply, language, dispatcher, tracker)
         await _save(tracker, module, reply)
         state = dict(reply.state, **{ASKED: True})
         return [SlotSet("active_module", module), SlotSet("tutor_state", state), SlotSet("answer", None)]
@@ -92,7 +94,7 @@ class ValidateTutorForm(FormValidationAction):
         language = language_of(tracker)
         progress = await learner_store.load(learner_id(tracker), module)
         reply = get_tutor(module).answer(value, language, progress, _state(tracker))
-        await _send(reply, language, dispatcher)
+        await _send(reply, language, dispatcher, tracker)
         await _save(tracker, module, reply)
         return {"answer": None, "tutor_state": dict(reply.state, **{ASKED: True})}
 
@@ -109,7 +111,7 @@ class ActionGiveHint(Action):
             return []
         progress = await learner_store.load(learner_id(tracker), module)
         reply = get_tutor(module).hint(language, progress, _state(tracker))
-        await _send(reply, language, dispatcher)
+        await _send(reply, language, dispatcher, tracker)
         await _save(tracker, module, reply)
         # The form asks the question again after the hint.
         state = dict(reply.state)
