@@ -14,9 +14,15 @@ from actions import learner_store, messages
 from actions.common import language_of, latest_intent, learner_id
 from actions.llm import get_llm
 from actions.tutoring.base import Reply
-from actions.tutoring.registry import INTENT_TO_MODULE, MODULES, get_tutor
+from actions.tutoring import grammar_check
+from actions.tutoring.registry import INTENT_TO_MODULE, MODULES, get_tutor, tutors
 
 logger = logging.getLogger(__name__)
+
+# The action server imports this module at start-up: load content and spaCy now, so no
+# learner waits seconds for the first English answer.
+tutors()
+grammar_check.warm_up()
 
 # Set in tutor_state when a reply already presented the current question, so the
 # form's ask action does not say it twice; cleared by the ask action.

@@ -420,6 +420,27 @@ def onboard(server: RasaServer, sender: str, name: str = "Aline") -> None:
     assert server.texts(sender, f"my name is {name}")[0] == f"Nice to meet you, {name}!"
 
 
+def healthcheck(prod: "ProductionStack", target: str, server: Optional[RasaServer] = None):
+    url = server.url if server is not None else f"http://127.0.0.1:{prod.actions.actions_port}"
+    env = server.env if server is not None else prod.env
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "healthcheck.py"), target, "--url", url],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+
+
+# --------------------------------------------------------------------------- health
+def test_health_of_the_running_stack(prod):
+    rasa = healthcheck(prod, "rasa", prod.a)
+    assert rasa.returncode == 0 and rasa.stdout.startswith("rasa: ok"), rasa.stdout
+    assert "append-only file on" in rasa.stdout
+    body = requests.get(f"http://127.0.0.1:{prod.actions.actions_port}/healthz", timeout=60).json()
+    assert body["status"] == "ok"
+    assert body["checks"]["progress_db"] == {**body["checks"]["progress_db"], "status": "ok", "detail": "PostgreSQL"}
+    assert body["checks"]["redis"]["status"] == "ok"
+    assert body["checks"]["llm"]["status"] == "disabled"  # no key: offline texts
+    actions = healthcheck(prod, "actions")
+    assert actions.returncode == 0 and actions.stdout.startswith("actions: ok"), actions.stdout
+
+
 # --------------------------------------------------------------------------- events
 def test_events_reach_postgres_with_the_trackers_types_and_order(prod):
     sender = new_sender("events")
@@ -458,6 +479,9 @@ def test_postgres_stopped_mid_conversation_loses_and_doubles_nothing(prod):
         with sqlite3.connect(prod.spool_path(prod.a)) as spool:
             waiting = spool.execute("SELECT COUNT(*) FROM spool WHERE sender_id = ?", (sender,)).fetchone()[0]
         assert waiting > 0  # those turns' events wait on local disk
+        health = healthcheck(prod, "rasa", prod.a)
+        assert health.returncode == 0 and health.stdout.startswith("rasa: degraded"), health.stdout
+        assert "events kept in the spool" in health.stdout
     finally:
         prod.pg.start()
 
@@ -482,6 +506,8 @@ def test_redis_down_gets_a_polite_reply_in_the_learners_language(prod):
             response = prod.a.post(sender, text)
             assert response.status_code == 200
             assert response.json() == [{"recipient_id": sender, "text": TRY_AGAIN[language]}]
+        health = healthcheck(prod, "rasa", prod.a)
+        assert health.returncode == 1 and health.stdout.startswith("rasa: down"), health.stdout
     finally:
         prod.redis.start()
 
