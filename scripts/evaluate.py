@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import tarfile
@@ -216,8 +215,13 @@ def _count_stories(path: Path) -> int:
 
 async def _evaluate(model: Path, project: Path, out: Path, languages: Sequence[str], stories: Optional[Path],
                     nlu_test_dir: Optional[Path]) -> Dict[str, Any]:
+    import rasa.utils.common
+    import rasa.utils.log_utils
     from rasa.core.agent import Agent
     from rasa.nlu.test import run_evaluation
+
+    rasa.utils.common.configure_logging_and_warnings(logging.INFO)
+    rasa.utils.log_utils.configure_structlog(logging.INFO)
 
     agent = Agent.load(model_path=str(model))
     domain = project / "domain.yml"
@@ -271,9 +275,10 @@ def evaluate(project: Path = ROOT, *, model: Optional[Path] = None, config: Opti
     started = time.monotonic()
     scores = asyncio.run(_evaluate(model, project, out, languages, stories, nlu_test_dir))
     info = model_info(model)
+    archive_seconds = info["archive_training_seconds"]
     training = ({"seconds": round(measured), "source": "measured while training for this evaluation"}
                 if measured is not None else
-                {"seconds": info["archive_training_seconds"], "source": "model archive timestamps (approximate)"})
+                {"seconds": None if archive_seconds is None else round(archive_seconds), "source": "model archive timestamps (approximate)"})
     card = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "project": str(project),
