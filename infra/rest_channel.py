@@ -36,6 +36,11 @@ def guard(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[
             return await on_new_message(message)
         except UNAVAILABLE as exc:
             logger.warning("turn not run (%s); the learner is asked to try again", exc)
+            # Redis failed at the end of the turn (the tracker was not saved): drop what the
+            # turn said, so the learner is not answered for a turn that did not count.
+            collected = getattr(message.output_channel, "messages", None)
+            if isinstance(collected, list):
+                collected.clear()
             await message.output_channel.send_text_message(
                 message.sender_id, polite_reply(message.sender_id, message.text)
             )

@@ -7,7 +7,9 @@ an unset variable is an error). This module fills them all in from what the oper
   parts ``REDIS_HOST``, ``REDIS_PORT``, ``REDIS_PASSWORD``, ``REDIS_DB``, ``REDIS_SSL``;
 * ``DATABASE_URL`` (``postgresql://user[:password]@host[:port]/db[?sslmode=...]``) **or**
   its parts ``POSTGRES_HOST``, ``POSTGRES_PORT``, ``POSTGRES_DB``, ``POSTGRES_USER``,
-  ``POSTGRES_PASSWORD``, ``POSTGRES_SSLMODE``.
+  ``POSTGRES_PASSWORD``, ``POSTGRES_SSLMODE``;
+* ``ACTION_ENDPOINT_URL`` (default ``http://localhost:$ACTIONS_PORT/webhook``, port 5055),
+  ``REDIS_LOCK_DB``, ``REDIS_KEY_PREFIX``, ``TRACKER_EXPIRY_SECONDS``, ``EVENT_SPOOL_PATH``.
 
 A part set explicitly wins over the URL, the URL over the default; afterwards both the
 URL and the parts are exported, consistent with each other (the Twilio channels and the
@@ -128,6 +130,8 @@ def production_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str
 
     for name in ("REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS", "ACTION_ENDPOINT_URL", "EVENT_SPOOL_PATH"):
         out[name] = environ[name].strip() if _is_set(environ, name) else DEFAULTS[name]
+    if not _is_set(environ, "ACTION_ENDPOINT_URL") and _is_set(environ, "ACTIONS_PORT"):
+        out["ACTION_ENDPOINT_URL"] = f"http://localhost:{environ['ACTIONS_PORT'].strip()}/webhook"  # scripts/run.sh
     out["REDIS_LOCK_DB"] = environ["REDIS_LOCK_DB"].strip() if _is_set(environ, "REDIS_LOCK_DB") else out["REDIS_DB"]
 
     for name in ("REDIS_PORT", "REDIS_DB", "REDIS_LOCK_DB", "POSTGRES_PORT", "TRACKER_EXPIRY_SECONDS"):

@@ -12,7 +12,7 @@
 .PHONY: run-prod prod-env health report test-integration
 
 run-prod: train
-	@eval "$$($(PY) -m infra.settings)" && \
+	@prod_env="$$($(PY) -m infra.settings)" && eval "$$prod_env" && \
 	  $(PY) -m infra.settings prepare && \
 	  ENDPOINTS=endpoints.prod.yml CREDENTIALS=credentials.prod.yml scripts/run.sh
 

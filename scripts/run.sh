@@ -7,6 +7,7 @@ mkdir -p logs
 RASA_PORT=${RASA_PORT:-5005}
 ACTIONS_PORT=${ACTIONS_PORT:-5055}
 ENDPOINTS=${ENDPOINTS:-endpoints.yml}
+CREDENTIALS=${CREDENTIALS:-credentials.yml}
 export TWILIO_VALIDATE_SIGNATURE=${TWILIO_VALIDATE_SIGNATURE:-false}
 
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" >logs/actions.log 2>&1 &
@@ -29,4 +30,4 @@ Stop with Ctrl-C.
 
 MSG
 .venv/bin/rasa run --model models/bakame.tar.gz --enable-api --port "$RASA_PORT" \
-  --credentials credentials.yml --endpoints "$ENDPOINTS"
+  --credentials "$CREDENTIALS" --endpoints "$ENDPOINTS"

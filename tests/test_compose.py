@@ -286,6 +286,8 @@ def test_settings_defaults_for_this_machine():
     assert env["DATABASE_URL"] == "postgresql://postgres@localhost:5432/bakame"
     assert env["ACTION_ENDPOINT_URL"] == "http://localhost:5055/webhook"
     assert env["REDIS_LOCK_DB"] == env["REDIS_DB"] == "0"
+    # scripts/run.sh's ACTIONS_PORT moves the action endpoint along (make run-prod)
+    assert settings.production_env({"ACTIONS_PORT": "5255"})["ACTION_ENDPOINT_URL"] == "http://localhost:5255/webhook"
 
 
 def test_settings_from_urls_and_parts():

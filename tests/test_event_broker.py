@@ -5,9 +5,13 @@ machine's shared server: stopping that would break other test runs.
 """
 import asyncio
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -17,6 +21,7 @@ from infra.event_broker import BufferedSQLEventBroker, build_url, event_key
 from tests.services import LocalPostgres, free_port, pg_connect
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +297,17 @@ def test_event_key_covers_sender_type_and_timestamp():
     assert event_key(base) == event_key(dict(reversed(list(base.items()))))  # key order irrelevant
     for change in ({"sender_id": "other"}, {"event": "bot"}, {"timestamp": base["timestamp"] + 1e-6}):
         assert event_key({**base, **change}) != event_key(base)
+
+
+def test_settings_prepare_creates_the_database_once(pg):
+    """`make run-prod` runs `python -m infra.settings prepare` before starting."""
+    name = "prep_" + uuid.uuid4().hex[:8]
+    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pg.port}/{name}"}
+    for expected in ("created", "exists"):
+        result = subprocess.run([sys.executable, "-m", "infra.settings", "prepare"], capture_output=True,
+                                text=True, env=env, timeout=60, cwd=ROOT)
+        assert result.returncode == 0 and f"database '{name}' {expected}" in result.stdout, result.stderr
+    bad = subprocess.run([sys.executable, "-m", "infra.settings", "prepare"], capture_output=True, text=True,
+                         env={**env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"},
+                         timeout=60, cwd=ROOT)
+    assert bad.returncode == 1 and "could not prepare the database" in bad.stderr

@@ -271,6 +271,28 @@ def test_failsafe_tracker_store_lets_store_unavailable_through():
     _run(scenario())
 
 
+def test_rest_guard_answers_only_the_apology_when_the_stores_fail():
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    from infra.rest_channel import guard
+
+    async def fails_at_save(message):
+        await message.output_channel.send_text_message(message.sender_id, "an answer that was not saved")
+        raise StoreUnavailable("conversation store (Redis)")
+
+    async def bug(message):
+        raise KeyError("a bug is not an outage")
+
+    async def scenario():
+        collector = CollectingOutputChannel()
+        await guard(fails_at_save)(UserMessage("ndashaka kwiga imibare", collector, "learner-rw"))
+        with pytest.raises(KeyError):
+            await guard(bug)(UserMessage("hello", CollectingOutputChannel(), "learner-en"))
+        return collector.messages
+
+    assert _run(scenario()) == [{"recipient_id": "learner-rw", "text": TRY_AGAIN["rw"]}]
+
+
 # =========================================================================== part 2
 class RasaServer:
     """``rasa run`` with the production endpoints and channels."""

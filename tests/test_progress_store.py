@@ -7,14 +7,9 @@ machine's ``initdb``/``pg_ctl`` on a free port and removed afterwards. No server
 no PostgreSQL binaries -> the PostgreSQL tests FAIL (they are never skipped or mocked).
 """
 import asyncio
-import glob
 import os
-import pwd
-import shutil
-import socket
 import sqlite3
 import subprocess
-import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -35,104 +30,13 @@ from actions.progress_store import (
     validate_learner_id,
 )
 from actions.tutoring.base import Progress
-
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
+from tests.services import DEFAULT_PG_URL, LocalPostgres, free_port, pg_connect, pg_reachable
 
 # ----------------------------------------------------------------------- PostgreSQL
-def _pg_connect(dsn, timeout=3):
-    return psycopg2.connect(dsn, connect_timeout=timeout)
-
-
-def _pg_reachable(dsn):
-    try:
-        _pg_connect(dsn).close()
-        return True
-    except psycopg2.OperationalError:
-        return False
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_bindir():
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.split("/")[4].split(".")],
-        reverse=True,
-    )
-    found = shutil.which("initdb")
-    if found:
-        candidates.append(os.path.realpath(found))
-    for initdb in candidates:
-        bindir = os.path.dirname(initdb)
-        if os.access(os.path.join(bindir, "pg_ctl"), os.X_OK):
-            return bindir
-    return None
-
-
-class LocalPostgres:
-    """A throw-away cluster: initdb into a temp dir, pg_ctl start on a free port."""
-
-    def __init__(self):
-        self.bindir = _pg_bindir()
-        if self.bindir is None:
-            pytest.fail(
-                "PostgreSQL is not reachable and no initdb/pg_ctl was found "
-                "(looked in /usr/lib/postgresql/*/bin and PATH): install PostgreSQL"
-            )
-        self.port = _free_port()
-        self.root = tempfile.mkdtemp(prefix="bakame-pg-")
-        self.data = os.path.join(self.root, "data")
-        self.log = os.path.join(self.root, "postgres.log")
-        self._uid = self._gid = None
-        if os.geteuid() == 0:  # postgres refuses to run as root
-            for user in ("postgres", "nobody"):
-                try:
-                    entry = pwd.getpwnam(user)
-                except KeyError:
-                    continue
-                self._uid, self._gid = entry.pw_uid, entry.pw_gid
-                break
-            else:
-                pytest.fail("running as root and no 'postgres'/'nobody' user to run PostgreSQL")
-            os.chmod(self.root, 0o700)
-            os.chown(self.root, self._uid, self._gid)
-
-    def _run(self, *args):
-        def demote():
-            if self._uid is not None:
-                os.setgid(self._gid)
-                os.setuid(self._uid)
-
-        return subprocess.run(
-            [os.path.join(self.bindir, args[0]), *args[1:]],
-            preexec_fn=demote, cwd=self.root, check=True, timeout=120,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-
-    def start(self):
-        self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--no-sync")
-        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                  "start")
-        admin = _pg_connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", timeout=10)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("CREATE DATABASE test")
-        admin.close()
-        return f"postgresql://postgres@127.0.0.1:{self.port}/test"
-
-    def stop(self):
-        try:
-            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
-        except (subprocess.SubprocessError, OSError):
-            pass
-        shutil.rmtree(self.root, ignore_errors=True)
+# The shared helpers (reachability, private cluster via initdb/pg_ctl) live in tests/services.py.
+_pg_connect = pg_connect
+_pg_reachable = pg_reachable
+_free_port = free_port
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +49,7 @@ def pg_server():
         try:
             url = local.start()
         except subprocess.CalledProcessError as exc:
-            local.stop()
+            local.remove()
             pytest.fail(f"could not start a local PostgreSQL: {exc.output}")
     schema = f"bakame_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -159,7 +63,7 @@ def pg_server():
             conn.close()
         finally:
             if local is not None:
-                local.stop()
+                local.remove()
 
 
 # ----------------------------------------------------------------------- fixtures
