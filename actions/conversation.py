@@ -12,6 +12,7 @@ from actions.common import active_loop_name, language_of
 
 # After this many misunderstood messages in a row, show the menu instead of asking again.
 FALLBACKS_BEFORE_MENU = 2
+NOT_UNDERSTOOD = ("nlu_fallback", "out_of_scope")
 
 
 def last_bot_turn(events: List[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
@@ -34,7 +35,7 @@ def trailing_fallbacks(events: List[Dict[Text, Any]]) -> int:
     for event in reversed(events):
         if event.get("event") != "user":
             continue
-        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") != "nlu_fallback":
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") not in NOT_UNDERSTOOD:
             break
         count += 1
     return count

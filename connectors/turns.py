@@ -29,6 +29,17 @@ logger = logging.getLogger(__name__)
 RUNNING, DONE, FAILED, MISSING = "running", "done", "failed", "missing"
 
 
+def result_of(record: Optional[Dict[Text, Any]]) -> Optional[Dict[Text, Any]]:
+    """What a turn that ended well left (its result), else None."""
+    result = (record or {}).get("result")
+    return result if (record or {}).get("status") == DONE and isinstance(result, dict) else None
+
+
+def results_of(records: Optional[List[Dict[Text, Any]]]) -> List[Dict[Text, Any]]:
+    """The results of the turns among ``records`` that ended well, in order."""
+    return [result for result in map(result_of, records or []) if result is not None]
+
+
 class TurnRunner:
     def __init__(self, store: StateStore, namespace: Text, result_ttl: float = 900.0, poll_interval: float = 0.1) -> None:
         self.store = store

@@ -25,40 +25,21 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Mapping, Optional, Text
 
-from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from twilio.twiml.messaging_response import MessagingResponse
 
-from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.exceptions import InvalidConfigException
 
 from connectors import gsm
-from connectors.common import (
-    BotOutput,
-    TwilioSmsCollector,
-    as_bool,
-    as_float,
-    as_int,
-    as_list,
-    parse_bot_messages,
-    read_conversation,
-    setting,
-)
-from connectors.keypad import KeypadMenu
-from connectors.prompts import Prompts
-from connectors.security import (
-    DEV_SENDER_ID_SECRET,
-    SenderIdHasher,
-    TwilioRequestAuthenticator,
-    short_ref,
-    twilio_params,
-)
-from connectors.state import StateStore, get_state_store, wait_for_value
-from connectors.timing import TurnTimer, install_rasa_instrumentation, log_turn
-from connectors.turns import DONE, TurnRunner
+from connectors.base import TwilioInputBase
+from connectors.common import BotOutput, TwilioSmsCollector, as_bool, as_float, as_int, as_list, setting
+from connectors.security import short_ref, twilio_params
+from connectors.state import wait_for_value
+from connectors.timing import TurnTimer, log_turn
+from connectors.turns import result_of, results_of
 
 logger = logging.getLogger(__name__)
 
@@ -69,65 +50,38 @@ DEFAULT_MORE_KEYWORDS = ("more", "komeza", "ibindi")
 DEFAULT_FETCH_KEYWORDS = ("ok", "okay", "sawa")
 
 
-class TwilioSmsInput(InputChannel):
+class TwilioSmsInput(TwilioInputBase):
     """Twilio Programmable Messaging (SMS), English and Kinyarwanda."""
+
+    turn_budget_env = "SMS_TURN_BUDGET"
+    state_namespace = "sms"
+    collector_class = TwilioSmsCollector
 
     @classmethod
     def name(cls) -> Text:
         return "twilio_sms"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        c = credentials or {}
-        return cls(
-            auth_token=setting(c, "auth_token", "TWILIO_AUTH_TOKEN"),
-            validate_signature=as_bool(setting(c, "validate_signature", "TWILIO_VALIDATE_SIGNATURE"), True),
-            public_base_url=setting(c, "public_base_url", "PUBLIC_BASE_URL"),
-            trust_proxy=as_bool(setting(c, "trust_proxy", "TWILIO_TRUST_PROXY"), False),
-            sender_id_secret=setting(c, "sender_id_secret", "SENDER_ID_SECRET"),
-            turn_budget=as_float(setting(c, "turn_budget", "SMS_TURN_BUDGET"), 10.0),
+    def _channel_settings(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
+        return dict(
             max_segments=as_int(setting(c, "max_segments", "SMS_MAX_SEGMENTS"), 2),
             max_body_chars=as_int(setting(c, "max_body_chars", "SMS_MAX_BODY_CHARS"), 640),
             more_keywords=as_list(setting(c, "more_keywords")) or list(DEFAULT_MORE_KEYWORDS),
             keypad_enabled=as_bool(setting(c, "keypad_enabled"), True),
-            keypad=c.get("keypad"),
-            default_language=setting(c, "default_language", default="en"),
             dedupe_ttl=as_float(setting(c, "dedupe_ttl"), 24 * 3600.0),
-            prompts=c.get("prompts"),
-            redis_url=setting(c, "redis_url", "REDIS_URL"),
-            timing_instrumentation=as_bool(
-                setting(c, "timing_instrumentation", "TWILIO_TIMING_INSTRUMENTATION"), True
-            ),
         )
 
     def __init__(
         self,
-        auth_token: Optional[Text] = None,
-        validate_signature: bool = True,
-        public_base_url: Optional[Text] = None,
-        trust_proxy: bool = False,
-        sender_id_secret: Optional[Text] = None,
-        turn_budget: float = 10.0,
+        *,
         max_segments: int = 2,
         max_body_chars: int = 640,
         more_keywords: Optional[List[Text]] = None,
         keypad_enabled: bool = True,
-        keypad: Optional[Dict[Text, Text]] = None,
-        default_language: Text = "en",
         dedupe_ttl: float = 24 * 3600.0,
-        prompts: Optional[Dict[Text, Any]] = None,
-        redis_url: Optional[Text] = None,
-        store: Optional[StateStore] = None,
-        timing_instrumentation: bool = True,
+        **shared: Any,
     ) -> None:
-        self.auth = TwilioRequestAuthenticator(auth_token, validate_signature, public_base_url, trust_proxy)
-        secret = sender_id_secret or (None if validate_signature else DEV_SENDER_ID_SECRET)
-        if not sender_id_secret and not validate_signature:
-            logger.warning("SENDER_ID_SECRET is not set: using the development default (local use only).")
-        if not secret:
-            logger.error("SENDER_ID_SECRET is not set: twilio_sms cannot name conversations and will only apologise.")
-        self.hasher = SenderIdHasher(secret) if secret else None
-        self.turn_budget = max(1.0, float(turn_budget))
+        """``shared``: the settings of every Twilio channel (``TwilioInputBase``)."""
         if int(max_segments) < 1:
             raise InvalidConfigException("max_segments (SMS_MAX_SEGMENTS) must be at least 1.")
         self.max_segments = int(max_segments)
@@ -135,46 +89,18 @@ class TwilioSmsInput(InputChannel):
         self.more_keywords = {k.lower() for k in (more_keywords or DEFAULT_MORE_KEYWORDS)}
         self.fetch_keywords = self.more_keywords | set(DEFAULT_FETCH_KEYWORDS)
         self.keypad_enabled = keypad_enabled
-        try:
-            self.keypad = KeypadMenu(keypad, default_language=default_language)
-        except ValueError as exc:
-            raise InvalidConfigException(str(exc)) from exc
         self.dedupe_ttl = float(dedupe_ttl)
-        self.prompts = Prompts(prompts)
-        self.store = store if store is not None else get_state_store(redis_url)
-        self.turns = TurnRunner(self.store, "sms")
-        if timing_instrumentation:
-            install_rasa_instrumentation()
+        super().__init__(**shared)
 
-    # ------------------------------------------------------------------ blueprint
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        bp = Blueprint("bakame_twilio_sms", __name__)
-
-        @bp.route("/", methods=["GET"])
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            started = time.perf_counter()
-            if not self.auth.is_valid(request):
-                logger.warning("Rejected a twilio_sms request without a valid Twilio signature.")
-                return response.text("Forbidden", status=403)
-            try:
-                reply = await self._handle(request, on_new_message, started)
-            except Exception:
-                logger.exception("twilio_sms webhook failed; answering with an apology.")
-                reply = self.prompts.get("error", await self._safe_language(request))
-            return self._xml(reply)
-
-        return bp
-
-    @staticmethod
-    def _xml(reply: Optional[Text]) -> HTTPResponse:
+    # ------------------------------------------------------------------ webhook
+    def _xml(self, reply: Optional[Text]) -> HTTPResponse:
         twiml = MessagingResponse()
         if reply:
             twiml.message(reply)
-        return response.text(str(twiml), content_type="text/xml")
+        return super()._xml(twiml)
+
+    async def _apology(self, request: Request) -> Optional[Text]:
+        return self.prompts.get("error", await self._safe_language(request))
 
     @staticmethod
     def _conv_key(sender_id: Text) -> Text:
@@ -220,9 +146,7 @@ class TwilioSmsInput(InputChannel):
         started: float,
     ) -> Optional[Text]:
         conv = await self.store.get(self._conv_key(sender_id)) or {}
-        if "lang" not in conv:
-            view = await read_conversation(request.app, sender_id)
-            conv.update(lang=view.language, math=view.math_active)
+        await self._recall_conversation(request, sender_id, conv)
         lang = conv.get("lang")
 
         body = form.get("Body") or ""
@@ -262,12 +186,10 @@ class TwilioSmsInput(InputChannel):
         word = text.lower().strip(" .!")
         carried, running = await self.turns.collect_ready(sender_id, conv.get("pending") or [])
         conv["pending"] = running
-        earlier = BotOutput()
-        for record in carried:
-            if record.get("status") == DONE and isinstance(record.get("result"), dict):
-                earlier = earlier.extend(BotOutput.from_dict(record["result"].get("output")))
-                lang = record["result"].get("language")
-                conv.update(lang=lang, math=bool(record["result"].get("math")))
+        earlier = self._carried_output(carried)
+        for result in results_of(carried):  # each sets the state it left
+            lang = result.get("language")
+            conv.update(lang=lang, math=bool(result.get("math")))
         if word in self.fetch_keywords and (earlier.texts or running):
             if earlier.texts:
                 return self._compose(earlier, conv, lang), "pending"
@@ -294,36 +216,21 @@ class TwilioSmsInput(InputChannel):
         turn_id = uuid.uuid4().hex[:16]
         app = request.app
 
-        async def work() -> Dict[Text, Any]:
-            timer = TurnTimer(started).activate()
-            try:
-                collector = TwilioSmsCollector()
-                rasa_started = time.perf_counter()
-                await on_new_message(
-                    UserMessage(message_text, collector, sender_id, input_channel=self.name(),
-                                message_id=message_sid or turn_id, metadata=metadata)
-                )
-                timer.rasa = time.perf_counter() - rasa_started
-                view = await read_conversation(app, sender_id)
-                output = parse_bot_messages(collector.messages)
-                log_turn(self.name(), short_ref(sender_id), timer, kind=input_kind, messages=len(output.texts),
-                         over_budget=timer.elapsed() > self.turn_budget)
-                return {"output": output.as_dict(), "language": view.language, "math": view.math_active}
-            finally:
-                timer.deactivate()
+        async def work(timer: TurnTimer) -> Dict[Text, Any]:
+            return await self._ask_rasa(app, on_new_message, timer, message_text, sender_id,
+                                        message_sid or turn_id, metadata, input_kind)
 
-        await self.turns.start(sender_id, turn_id, work)
-        record = await self.turns.wait(sender_id, turn_id, self.turn_budget - (time.perf_counter() - started))
+        record = await self._run_turn(sender_id, turn_id, started, work)
         if record is None:
             conv["pending"] = conv["pending"] + [turn_id]
             holding = self.prompts.get("sms_holding", lang)
             if earlier.texts:
                 return self._compose(BotOutput(texts=earlier.texts + [holding]), conv, lang), "holding"
             return self._fit(holding, conv, lang, keep_more=True), "holding"
-        if record.get("status") != DONE or not isinstance(record.get("result"), dict):
+        result = result_of(record)
+        if result is None:
             texts = earlier.texts + [self.prompts.get("error", lang)]
             return self._compose(BotOutput(texts=texts), conv, lang), "error"
-        result = record["result"]
         output = earlier.extend(BotOutput.from_dict(result.get("output")))
         new_lang = result.get("language") if result.get("language") in ("en", "rw") else None
         conv.update(lang=new_lang, math=bool(result.get("math")))

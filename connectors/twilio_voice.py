@@ -34,41 +34,32 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Text
 from urllib.parse import urlencode
 
-from sanic import Blueprint, response
+from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import UserMessage
 from rasa.shared.exceptions import InvalidConfigException
 
+from connectors.base import TwilioInputBase
 from connectors.common import (
     BotOutput,
     TwilioVoiceCollector,
     as_bool,
     as_float,
     as_int,
-    parse_bot_messages,
     read_conversation,
     setting,
     strip_emoji,
 )
-from connectors.keypad import KeypadMenu
-from connectors.prompts import Prompts
-from connectors.security import (
-    DEV_SENDER_ID_SECRET,
-    SenderIdHasher,
-    TwilioRequestAuthenticator,
-    short_ref,
-    twilio_params,
-)
-from connectors.state import StateStore, get_state_store
-from connectors.timing import TurnTimer, install_rasa_instrumentation, log_turn
+from connectors.security import short_ref, twilio_params
+from connectors.timing import TurnTimer, log_turn
 from connectors.transcription import Transcriber, TranscriptionError
-from connectors.turns import DONE, FAILED, MISSING, TurnRunner
+from connectors.turns import DONE, FAILED, MISSING, results_of
 
 logger = logging.getLogger(__name__)
 
@@ -78,27 +69,24 @@ RW_MODES = ("gather", "record", "auto")
 STT_FAILURES_BEFORE_GATHER = 2
 
 
-class TwilioVoiceInput(InputChannel):
+class TwilioVoiceInput(TwilioInputBase):
     """Twilio Programmable Voice, speech and keypad, English and Kinyarwanda."""
+
+    turn_budget_env = "VOICE_TURN_BUDGET"
+    state_namespace = "voice"
+    collector_class = TwilioVoiceCollector
 
     @classmethod
     def name(cls) -> Text:
         return "twilio_voice"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        c = credentials or {}
+    def _channel_settings(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
         stt = {
             "base_url": setting(c, "stt_base_url"),
             "model": setting(c, "stt_model"),
         }
-        return cls(
-            auth_token=setting(c, "auth_token", "TWILIO_AUTH_TOKEN"),
-            validate_signature=as_bool(setting(c, "validate_signature", "TWILIO_VALIDATE_SIGNATURE"), True),
-            public_base_url=setting(c, "public_base_url", "PUBLIC_BASE_URL"),
-            trust_proxy=as_bool(setting(c, "trust_proxy", "TWILIO_TRUST_PROXY"), False),
-            sender_id_secret=setting(c, "sender_id_secret", "SENDER_ID_SECRET"),
-            turn_budget=as_float(setting(c, "turn_budget", "VOICE_TURN_BUDGET"), 10.0),
+        return dict(
             asr_min_confidence=as_float(setting(c, "asr_min_confidence", "VOICE_ASR_MIN_CONFIDENCE"), 0.4),
             rw_mode=str(setting(c, "rw_mode", "VOICE_RW_MODE", "auto")).lower(),
             voice_en=setting(c, "voice_en", default="Polly.Amy"),
@@ -120,25 +108,13 @@ class TwilioVoiceInput(InputChannel):
             record_silence_timeout=as_int(setting(c, "record_silence_timeout"), 2),
             record_dtmf_window=as_int(setting(c, "record_dtmf_window"), 2),
             play_beep=as_bool(setting(c, "play_beep"), True),
-            keypad=c.get("keypad"),
-            default_language=setting(c, "default_language", default="en"),
-            prompts=c.get("prompts"),
             call_end_intent=setting(c, "call_end_intent", "VOICE_CALL_END_INTENT"),
-            redis_url=setting(c, "redis_url", "REDIS_URL"),
-            timing_instrumentation=as_bool(
-                setting(c, "timing_instrumentation", "TWILIO_TIMING_INSTRUMENTATION"), True
-            ),
             transcriber=Transcriber.from_env(**stt),
         )
 
     def __init__(
         self,
-        auth_token: Optional[Text] = None,
-        validate_signature: bool = True,
-        public_base_url: Optional[Text] = None,
-        trust_proxy: bool = False,
-        sender_id_secret: Optional[Text] = None,
-        turn_budget: float = 10.0,
+        *,
         asr_min_confidence: float = 0.4,
         rw_mode: Text = "auto",
         voice_en: Text = "Polly.Amy",
@@ -160,23 +136,11 @@ class TwilioVoiceInput(InputChannel):
         record_silence_timeout: int = 2,
         record_dtmf_window: int = 2,
         play_beep: bool = True,
-        keypad: Optional[Dict[Text, Text]] = None,
-        default_language: Text = "en",
-        prompts: Optional[Dict[Text, Any]] = None,
         call_end_intent: Optional[Text] = None,
-        redis_url: Optional[Text] = None,
-        store: Optional[StateStore] = None,
-        timing_instrumentation: bool = True,
         transcriber: Optional[Transcriber] = None,
+        **shared: Any,
     ) -> None:
-        self.auth = TwilioRequestAuthenticator(auth_token, validate_signature, public_base_url, trust_proxy)
-        secret = sender_id_secret or (None if validate_signature else DEV_SENDER_ID_SECRET)
-        if not sender_id_secret and not validate_signature:
-            logger.warning("SENDER_ID_SECRET is not set: using the development default (local use only).")
-        if not secret:
-            logger.error("SENDER_ID_SECRET is not set: twilio_voice cannot name conversations and will only apologise.")
-        self.hasher = SenderIdHasher(secret) if secret else None
-        self.turn_budget = max(1.0, float(turn_budget))
+        """``shared``: the settings of every Twilio channel (``TwilioInputBase``)."""
         self.asr_min_confidence = float(asr_min_confidence)
         self.voice = {"en": voice_en, "rw": voice_rw}
         self.say_language = {"en": say_language_en, "rw": say_language_rw}
@@ -194,21 +158,13 @@ class TwilioVoiceInput(InputChannel):
         self.record_silence_timeout = int(record_silence_timeout)
         self.record_dtmf_window = int(record_dtmf_window)
         self.play_beep = bool(play_beep)
-        try:
-            self.keypad = KeypadMenu(keypad, default_language=default_language)
-        except ValueError as exc:
-            raise InvalidConfigException(str(exc)) from exc
-        self.prompts = Prompts(prompts)
         self.call_end_intent = (call_end_intent or "").strip().lstrip("/") or None
-        self.store = store if store is not None else get_state_store(redis_url)
-        self.turns = TurnRunner(self.store, "voice")
         self.transcriber = transcriber or Transcriber(None)
         self.rw_mode = self._resolve_rw_mode(rw_mode)
-        self._auth_token = auth_token
+        self._auth_token = shared.get("auth_token")  # to fetch and delete recordings
         self._background: set = set()
         self._validate_configuration()
-        if timing_instrumentation:
-            install_rasa_instrumentation()
+        super().__init__(**shared)
 
     # ------------------------------------------------------------------ config
     def _resolve_rw_mode(self, mode: Text) -> Text:
@@ -250,30 +206,13 @@ class TwilioVoiceInput(InputChannel):
 
     # ------------------------------------------------------------------ blueprint
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        bp = Blueprint("bakame_twilio_voice", __name__)
-
-        @bp.route("/", methods=["GET"])
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            started = time.perf_counter()
-            if not self.auth.is_valid(request):
-                logger.warning("Rejected a twilio_voice request without a valid Twilio signature.")
-                return response.text("Forbidden", status=403)
-            try:
-                twiml = await self._handle(request, on_new_message, started)
-            except Exception:
-                logger.exception("twilio_voice webhook failed; answering with an apology.")
-                twiml = await self._safe_error_twiml(request)
-            return self._xml(twiml)
+        bp = super().blueprint(on_new_message)
 
         @bp.route("/status", methods=["POST"])
         async def status(request: Request) -> HTTPResponse:
-            if not self.auth.is_valid(request):
-                logger.warning("Rejected a twilio_voice status callback without a valid Twilio signature.")
-                return response.text("Forbidden", status=403)
+            rejected = self._reject_unsigned(request, "status callback")
+            if rejected is not None:
+                return rejected
             try:
                 form = twilio_params(request)
                 call_sid = (form.get("CallSid") or "").strip()
@@ -285,10 +224,6 @@ class TwilioVoiceInput(InputChannel):
             return self._xml(VoiceResponse())
 
         return bp
-
-    @staticmethod
-    def _xml(twiml: VoiceResponse) -> HTTPResponse:
-        return response.text(str(twiml), content_type="text/xml")
 
     # ------------------------------------------------------------------ request handling
     def _sender_id(self, form: Any, call_sid: Text) -> Text:
@@ -350,13 +285,10 @@ class TwilioVoiceInput(InputChannel):
         recording_url = (form.get("RecordingUrl") or "").strip()
         # answers of earlier turns nobody picked up come first, and set the state they left
         carried, call["pending"] = await self.turns.collect_ready(call_sid, call.get("pending") or [])
-        for record in carried:
-            result = record.get("result")
-            if record.get("status") == DONE and isinstance(result, dict):
-                call.update(lang=result.get("language"), math=bool(result.get("math")))
-        if "lang" not in call:  # state lost (e.g. another process without Redis): ask the tracker
-            view = await read_conversation(request.app, sender_id)
-            call.update(lang=view.language, math=view.math_active)
+        for result in results_of(carried):
+            call.update(lang=result.get("language"), math=bool(result.get("math")))
+        # state lost (e.g. another process without Redis): ask the tracker
+        await self._recall_conversation(request, sender_id, call)
         language, math_active = call.get("lang"), bool(call.get("math"))
 
         if step == "record":
@@ -398,7 +330,7 @@ class TwilioVoiceInput(InputChannel):
                 call["low_conf"] = call.get("low_conf", 0) + 1
                 await self._save_call(call_sid, call)
                 self._log_local(sender_id, started, "low_confidence")
-                texts = self._texts_of(carried) + [self.prompts.get("low_confidence", language)]
+                texts = self._carried_output(carried).texts + [self.prompts.get("low_confidence", language)]
                 return self._listen_twiml(texts, language, math_active, call, action_base)
             metadata = self._metadata(form, call_sid, input="speech", asr="gather", asr_confidence=self._confidence(confidence))
             return await self._turn(
@@ -424,6 +356,11 @@ class TwilioVoiceInput(InputChannel):
         return confidence < self.asr_min_confidence
 
     # ------------------------------------------------------------------ turns
+    def _renderable(self, output: BotOutput) -> BotOutput:
+        # <Say> reads emoji out by name: drop them (and messages left empty)
+        output.texts = [t for t in (strip_emoji(x) for x in output.texts) if t]
+        return output
+
     async def _turn(
         self,
         request: Request,
@@ -446,47 +383,28 @@ class TwilioVoiceInput(InputChannel):
         turn_id = uuid.uuid4().hex[:16]
         app = request.app
 
-        async def work() -> Dict[Text, Any]:
-            timer = TurnTimer(started).activate()
-            try:
-                message_text = text
-                if recording_url:
-                    try:
-                        message_text, timer.stt = await self.transcriber.transcribe_recording(
-                            recording_url, language, account_sid, self._auth_token
-                        )
-                    except TranscriptionError as exc:
-                        logger.info("Kinyarwanda turn not transcribed (%s).", exc)
-                        log_turn(self.name(), short_ref(sender_id), timer, kind=kind, outcome="stt_failed")
-                        return {"stt_failed": True}
-                collector = TwilioVoiceCollector()
-                rasa_started = time.perf_counter()
-                await on_new_message(
-                    UserMessage(
-                        message_text, collector, sender_id, input_channel=self.name(),
-                        message_id=f"{call_sid}:{turn_id}", metadata=metadata,
+        async def work(timer: TurnTimer) -> Dict[Text, Any]:
+            message_text = text
+            if recording_url:
+                try:
+                    message_text, timer.stt = await self.transcriber.transcribe_recording(
+                        recording_url, language, account_sid, self._auth_token
                     )
-                )
-                timer.rasa = time.perf_counter() - rasa_started
-                view = await read_conversation(app, sender_id)
-                output = parse_bot_messages(collector.messages)
-                output.texts = [t for t in (strip_emoji(x) for x in output.texts) if t]
-                log_turn(
-                    self.name(), short_ref(sender_id), timer, kind=kind, messages=len(output.texts),
-                    over_budget=timer.elapsed() > self.turn_budget,
-                )
-                return {"output": output.as_dict(), "language": view.language, "math": view.math_active,
-                        "kind": kind}
-            finally:
-                timer.deactivate()
+                except TranscriptionError as exc:
+                    logger.info("Kinyarwanda turn not transcribed (%s).", exc)
+                    log_turn(self.name(), short_ref(sender_id), timer, kind=kind, outcome="stt_failed")
+                    return {"stt_failed": True}
+            result = await self._ask_rasa(app, on_new_message, timer, message_text, sender_id,
+                                          f"{call_sid}:{turn_id}", metadata, kind)
+            result["kind"] = kind
+            return result
 
-        await self.turns.start(call_sid, turn_id, work)
-        remaining = self.turn_budget - (time.perf_counter() - started)
-        record = await self.turns.wait(call_sid, turn_id, remaining)
+        record = await self._run_turn(call_sid, turn_id, started, work)
         if record is None:
             call["pending"] = call["pending"] + [turn_id]
             await self._save_call(call_sid, call)
-            return self._holding_twiml(call.get("lang"), action_base, turn_id, 1, before=self._texts_of(carried))
+            before = self._carried_output(carried).texts
+            return self._holding_twiml(call.get("lang"), action_base, turn_id, 1, before=before)
         return await self._deliver(record, call_sid, call, action_base, carried)
 
     async def _resume(
@@ -494,8 +412,7 @@ class TwilioVoiceInput(InputChannel):
     ) -> VoiceResponse:
         turn_id = request.args.get("turn") or ""
         holds = as_int(request.args.get("n"), 1)
-        remaining = self.turn_budget - (time.perf_counter() - started)
-        record = await self.turns.wait(call_sid, turn_id, remaining) if turn_id else {"status": MISSING}
+        record = await self.turns.wait(call_sid, turn_id, self._remaining(started)) if turn_id else {"status": MISSING}
         if record is None:
             if holds < self.max_holds:
                 return self._holding_twiml(call.get("lang"), action_base, turn_id, holds + 1)
@@ -510,10 +427,7 @@ class TwilioVoiceInput(InputChannel):
         carried: List[Dict[Text, Any]],
     ) -> VoiceResponse:
         lang, math = call.get("lang"), bool(call.get("math"))
-        output = BotOutput()
-        for earlier in carried:
-            if earlier.get("status") == DONE and isinstance(earlier.get("result"), dict):
-                output = output.extend(BotOutput.from_dict(earlier["result"].get("output")))
+        output = self._carried_output(carried)
 
         status = record.get("status")
         result = record.get("result") if status == DONE else None
@@ -558,20 +472,12 @@ class TwilioVoiceInput(InputChannel):
             ))
         return self._listen_twiml(texts, lang, math, call, action_base)
 
-    @staticmethod
-    def _texts_of(carried: List[Dict[Text, Any]]) -> List[Text]:
-        texts: List[Text] = []
-        for record in carried or []:
-            if record.get("status") == DONE and isinstance(record.get("result"), dict):
-                texts.extend(BotOutput.from_dict(record["result"].get("output")).texts)
-        return texts
-
     async def _silence(
         self, request: Request, sender_id: Text, call_sid: Text, call: Dict[Text, Any], action_base: Text,
         started: float, carried: Optional[List[Dict[Text, Any]]] = None,
     ) -> VoiceResponse:
         lang, math = call.get("lang"), bool(call.get("math"))
-        late = self._texts_of(carried or [])
+        late = self._carried_output(carried).texts
         if late:  # a late answer arrived while the learner waited: that is the reply
             call.update(silences=0, last=late[-1:])
             await self._save_call(call_sid, call)
@@ -711,7 +617,7 @@ class TwilioVoiceInput(InputChannel):
             return self._hangup_twiml([self.prompts.get("error_hangup", lang)], lang)
         return self._listen_twiml([self.prompts.get("error", lang)], lang, False, {}, action_base)
 
-    async def _safe_error_twiml(self, request: Request) -> VoiceResponse:
+    async def _apology(self, request: Request) -> VoiceResponse:
         lang = None
         try:
             call_sid = (twilio_params(request).get("CallSid") or "").strip()

@@ -34,6 +34,7 @@ def test_trailing_fallbacks_counts_only_consecutive_misses():
     assert trailing_fallbacks([user("hi"), fb()]) == 1
     assert trailing_fallbacks([fb(), user("hi"), fb(), bot("?"), fb()]) == 2
     assert trailing_fallbacks([fb(), user("hi")]) == 0
+    assert trailing_fallbacks([user("asdf", "out_of_scope"), fb()]) == 2  # off-topic counts too
 
 
 @pytest.mark.parametrize("said, name", [

@@ -20,23 +20,15 @@ State (JSON-serialisable): ``{"module": "debate", "topic": id, "stage": ..., "si
 """
 from __future__ import annotations
 
-import copy
-import functools
 import random
 import re
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import yaml
-
 from .base import LLMTask, Progress, Reply, Tutor
-
-CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
-TOPICS_FILE = CONTENT_DIR / "debate_topics.yml"
+from .common import copy_progress, fill, fit, load_content_file, tutor_language
 
 POINTS_PER_PART = 5
 PARTS = ("claim", "reason", "example")
-MAX_CHARS = 300
 
 FOR = "for"
 AGAINST = "against"
@@ -176,29 +168,12 @@ TEXTS: Dict[str, Dict[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=1)
 def load_topics() -> List[Dict[str, Any]]:
-    with open(TOPICS_FILE, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    return list(data.get("topics") or [])
-
-
-def _lang(lang: Optional[str]) -> str:
-    return "rw" if (lang or "").lower().startswith("rw") else "en"
+    return list(load_content_file("debate_topics.yml").get("topics") or [])
 
 
 def _t(lang: str, key: str, **kw: Any) -> str:
-    return TEXTS[lang][key].format(**kw)
-
-
-def _fit(text: str, limit: int = MAX_CHARS) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 3]
-    if " " in cut:
-        cut = cut[: cut.rfind(" ")]
-    return cut.rstrip(" ,;:") + "..."
+    return fill(TEXTS[lang][key], **kw)
 
 
 def normalise(text: str) -> str:
@@ -313,8 +288,8 @@ class DebateTutor(Tutor):
 
     # ------------------------------------------------------------------ interface
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        lang = _lang(lang)
-        progress = copy.deepcopy(progress)
+        lang = tutor_language(lang)
+        progress = copy_progress(progress)
         state = dict(state or {})
         if state.get("module") == self.name and self._topic(state.get("topic")) and \
                 state.get("stage") in (STAGE_SIDE, STAGE_ARGUE, STAGE_REBUT):
@@ -324,27 +299,27 @@ class DebateTutor(Tutor):
         return Reply(messages, new_state, progress)
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         topic = self._topic(state.get("topic"))
         if topic is None:
             return _t(lang, "intro")
         stage = state.get("stage")
         motion = topic["motion"][lang]
         if stage == STAGE_ARGUE:
-            return _fit(_t(lang, "argue_prompt", motion=motion))
+            return fit(_t(lang, "argue_prompt", motion=motion))
         if stage == STAGE_REBUT:
             return self._counter_message(topic, state, lang)
         if stage == STAGE_DONE:
             return _t(lang, "done")
-        return _fit(_t(lang, "motion", motion=motion))
+        return fit(_t(lang, "motion", motion=motion))
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         state = dict(state or {})
         topic = self._topic(state.get("topic"))
         if state.get("module") != self.name or topic is None:
             return self.start(lang, progress, None)
-        progress = copy.deepcopy(progress)
+        progress = copy_progress(progress)
         text = (text or "").strip()
         stage = state.get("stage", STAGE_SIDE)
 
@@ -374,9 +349,9 @@ class DebateTutor(Tutor):
         return Reply([feedback, _t(lang, "done")], state, progress, outcome=outcome)
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         state = dict(state or {})
-        progress = copy.deepcopy(progress)
+        progress = copy_progress(progress)
         topic = self._topic(state.get("topic"))
         if topic is None:
             return self.start(lang, progress, None)
@@ -391,7 +366,7 @@ class DebateTutor(Tutor):
             msg = _t(lang, "done")
         else:
             msg = _t(lang, "hint_side", example=topic["example"][lang])
-        return Reply([_fit(msg)], state, progress)
+        return Reply([fit(msg)], state, progress)
 
     # ------------------------------------------------------------------ flow
     def _on_side(self, text: str, lang: str, progress: Progress, state: Dict[str, Any],
@@ -424,7 +399,7 @@ class DebateTutor(Tutor):
         parts = analyse_argument(argument)
         feedback, points, outcome = self._feedback(parts, lang)
         if inferred:
-            feedback = _fit(_t(lang, "inferred_for" if state["side"] == FOR else "inferred_against") + " " + feedback)
+            feedback = fit(_t(lang, "inferred_for" if state["side"] == FOR else "inferred_against") + " " + feedback)
         self._record(progress, outcome, points)
         state["counter"] = self.choose_counter(topic, state["side"], argument)
         state["stage"] = STAGE_REBUT
@@ -452,7 +427,7 @@ class DebateTutor(Tutor):
         for key in ("side", "counter", "pending", "side_inferred", "last_parts"):
             state.pop(key, None)
         state.update({"module": self.name, "topic": topic["id"], "stage": STAGE_SIDE, "side": None})
-        return _fit(_t(lang, "motion", motion=topic["motion"][lang]))
+        return fit(_t(lang, "motion", motion=topic["motion"][lang]))
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -471,7 +446,7 @@ class DebateTutor(Tutor):
         side = state.get("side") or FOR
         opposite = topic[AGAINST if side == FOR else FOR]
         idx = int(state.get("counter") or 0) % len(opposite)
-        return _fit(_t(lang, "counter", argument=opposite[idx][lang]))
+        return fit(_t(lang, "counter", argument=opposite[idx][lang]))
 
     @staticmethod
     def _join(items: List[str], lang: str) -> str:
@@ -494,9 +469,9 @@ class DebateTutor(Tutor):
             return _t(lang, "all_parts", points=points), points, outcome
         advice = self._join([TEXTS[lang][f"advice_{p}"] for p in missing], lang)
         if not present:
-            return _fit(_t(lang, "no_parts", advice=advice)), points, outcome
+            return fit(_t(lang, "no_parts", advice=advice)), points, outcome
         names = self._join([TEXTS[lang][p] for p in present], lang)
-        return _fit(_t(lang, "some_parts", present=names, advice=advice, points=points)), points, outcome
+        return fit(_t(lang, "some_parts", present=names, advice=advice, points=points)), points, outcome
 
     @staticmethod
     def _record(progress: Progress, outcome: bool, points: int) -> None:

@@ -22,28 +22,20 @@ every item of that activity has been used.
 """
 from __future__ import annotations
 
-import copy
-import functools
 import random
 import re
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set
-
-import yaml
 
 from .base import LLMTask, Progress, Reply, Tutor
 from . import grammar_check
+from .common import MAX_CHARS, copy_progress, fill, fit, load_content_file, tutor_language
 from .grammar_check import check_grammar, explain, known_word_ratio, word_forms
-
-CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
-VOCABULARY_FILE = CONTENT_DIR / "vocabulary.yml"
 
 POINTS_CORRECT = 10
 POINTS_PARTIAL = 5
 MAX_LEVEL = 3
 LEVEL_UP_STREAK = 5
 LEVEL_DOWN_MISSES = 3
-MAX_CHARS = 300
 
 GRAMMAR = "grammar"
 VOCAB = "vocab"
@@ -110,33 +102,16 @@ TEXTS: Dict[str, Dict[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=1)
 def load_vocabulary() -> List[Dict[str, Any]]:
-    with open(VOCABULARY_FILE, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    return list(data.get("words") or [])
+    return list(load_content_file("vocabulary.yml").get("words") or [])
 
 
 def load_prompts() -> List[Dict[str, Any]]:
     return list(grammar_check.load_grammar_data().get("prompts") or [])
 
 
-def _lang(lang: Optional[str]) -> str:
-    return "rw" if (lang or "").lower().startswith("rw") else "en"
-
-
 def _t(lang: str, key: str, **kw: Any) -> str:
-    return TEXTS[lang][key].format(**kw)
-
-
-def _fit(text: str, limit: int = MAX_CHARS) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 3]
-    if " " in cut:
-        cut = cut[: cut.rfind(" ")]
-    return cut.rstrip(" ,;:") + "..."
+    return fill(TEXTS[lang][key], **kw)
 
 
 def _quote(sentence: str) -> str:
@@ -210,8 +185,8 @@ class EnglishTutor(Tutor):
 
     # ------------------------------------------------------------------ interface
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        lang = _lang(lang)
-        progress = copy.deepcopy(progress)
+        lang = tutor_language(lang)
+        progress = copy_progress(progress)
         state = dict(state or {})
         if state.get("module") == self.name and self._find(state.get("activity", ""), state.get("item")):
             return Reply([_t(lang, "resume"), self.prompt(lang, state)], state, progress)
@@ -222,7 +197,7 @@ class EnglishTutor(Tutor):
         return Reply(messages, new_state, progress)
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         item = self._find(state.get("activity", ""), state.get("item"))
         if item is None:
             return _t(lang, "intro")
@@ -233,12 +208,12 @@ class EnglishTutor(Tutor):
         return full if len(full) <= MAX_CHARS else ask
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         state = dict(state or {})
         item = self._find(state.get("activity", ""), state.get("item"))
         if state.get("module") != self.name or item is None:
             return self.start(lang, progress, state if state.get("module") == self.name else None)
-        progress = copy.deepcopy(progress)
+        progress = copy_progress(progress)
         text = (text or "").strip()
 
         switch = self._switch_request(text)
@@ -270,9 +245,9 @@ class EnglishTutor(Tutor):
         return Reply(messages, state, progress, outcome=outcome, llm_task=llm)
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         state = dict(state or {})
-        progress = copy.deepcopy(progress)
+        progress = copy_progress(progress)
         item = self._find(state.get("activity", ""), state.get("item"))
         if item is None:
             return self.start(lang, progress, None)
@@ -284,7 +259,7 @@ class EnglishTutor(Tutor):
             msg = _t(lang, "hint_translate", first=word[0], length=len(word))
         else:
             msg = _t(lang, "hint_use", example=item["example"], word=item["word"])
-        return Reply([_fit(msg)], state, progress)
+        return Reply([fit(msg)], state, progress)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -340,7 +315,7 @@ class EnglishTutor(Tutor):
         state["vocab_count"] = count + 1
         state["item"] = item["id"]
         state["mode"] = "use" if count % 2 == 0 else "translate"
-        return [_fit(self._presentation(item, lang)), self._ask(item, state["mode"], lang)]
+        return [fit(self._presentation(item, lang)), self._ask(item, state["mode"], lang)]
 
     @staticmethod
     def _presentation(item: Dict[str, Any], lang: str) -> str:
@@ -398,7 +373,7 @@ class EnglishTutor(Tutor):
         msg = _t(lang, "almost", corrected=_quote(first.corrected), explanation=expl)
         if len(msg) > MAX_CHARS:
             msg = _t(lang, "almost_short", suggestion=first.suggestion, wrong=first.wrong, explanation=expl)
-        return _fit(msg)
+        return fit(msg)
 
     def _llm_task(self, sentence: str, corrections: List[grammar_check.Correction], lang: str,
                   index: int = 0) -> LLMTask:
@@ -433,7 +408,7 @@ class EnglishTutor(Tutor):
             # allow one typo in longer words ("medecine")
             used = any(len(w) >= 5 and _levenshtein(w, word.lower()) <= 1 for w in words)
         if not used:
-            return _fit(_t(lang, "use_missing", word=word, example=item["example"])), False, 0, None
+            return fit(_t(lang, "use_missing", word=word, example=item["example"])), False, 0, None
         if len(words) < 3:
             return _t(lang, "use_short", word=word), None, 0, None
         sentence = grammar_check.normalise(text)
@@ -443,7 +418,7 @@ class EnglishTutor(Tutor):
         msg = _t(lang, "use_fix", word=word, corrected=_quote(corrections[0].corrected), points=POINTS_PARTIAL)
         if len(msg) > MAX_CHARS:
             msg = _t(lang, "use_fix", word=word, corrected=_quote(corrections[0].suggestion), points=POINTS_PARTIAL)
-        return _fit(msg), False, POINTS_PARTIAL, self._llm_task(sentence, corrections, lang)
+        return fit(msg), False, POINTS_PARTIAL, self._llm_task(sentence, corrections, lang)
 
     def _grade_translation(self, text: str, item: Dict[str, Any], lang: str):
         word = item["word"]

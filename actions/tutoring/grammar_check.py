@@ -23,15 +23,11 @@ import functools
 import logging
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-import yaml
+from actions.tutoring.common import load_content_file
 
 logger = logging.getLogger(__name__)
-
-CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
-GRAMMAR_FILE = CONTENT_DIR / "grammar.yml"
 
 # Correction kinds
 SUBJECT_VERB = "subject_verb"
@@ -232,10 +228,8 @@ def regular_plural(noun: str) -> str:
     return noun + "s"
 
 
-@functools.lru_cache(maxsize=1)
 def load_grammar_data() -> Dict[str, Any]:
-    with open(GRAMMAR_FILE, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    return load_content_file("grammar.yml")
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,17 +31,12 @@ from __future__ import annotations
 import ast
 import operator
 import random
-from dataclasses import replace
-from pathlib import Path
 from typing import Any, Dict, List, Optional
-
-import yaml
 
 from actions.answer_check import check_math_answer
 from actions.tutoring.base import Progress, Reply, Tutor
+from actions.tutoring.common import copy_progress, fill, load_content_file, tutor_language
 
-CONTENT_PATH = Path(__file__).resolve().parent.parent / "content" / "math.yml"
-LANGUAGES = ("en", "rw")
 MIN_LEVEL, MAX_LEVEL = 1, 5
 LEVEL_UP_STREAK = 3  # correct answers in a row to move up
 LEVEL_DOWN_MISSES = 3  # missed problems in a row to move down
@@ -49,22 +44,12 @@ POINTS_PER_LEVEL = 10
 SEEN_LIMIT = 400  # most recent problem ids kept in Progress.seen
 GENERATION_TRIES = 60
 
-_CONTENT: Optional[Dict[str, Any]] = None
-
 
 def load_content() -> Dict[str, Any]:
-    """The parsed ``math.yml`` (read once per process)."""
-    global _CONTENT
-    if _CONTENT is None:
-        with CONTENT_PATH.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-        data["levels"] = {int(level): templates for level, templates in data["levels"].items()}
-        _CONTENT = data
-    return _CONTENT
-
-
-def _lang(language: Optional[str]) -> str:
-    return language if language in LANGUAGES else "en"
+    """The parsed ``math.yml``, its levels keyed by number."""
+    data = dict(load_content_file("math.yml"))
+    data["levels"] = {int(level): templates for level, templates in data["levels"].items()}
+    return data
 
 
 # --- safe arithmetic for the templates' let/where/answer expressions -------------
@@ -144,12 +129,11 @@ class MathTutor(Tutor):
     # --- texts ---------------------------------------------------------------
 
     def _text(self, key: str, lang: str, **values: Any) -> str:
-        entry = self.content["texts"][key][lang]
-        return entry.format(**values) if values else entry
+        return fill(self.content["texts"][key][lang], **values)
 
     def render(self, problem: Dict[str, Any], lang: str) -> Dict[str, str]:
         """The problem's question, hint and worked answer in ``lang``."""
-        template = self.templates[problem["tid"]][_lang(lang)]
+        template = self.templates[problem["tid"]][tutor_language(lang)]
         values = dict(problem["values"], answer=problem["answer"])
         return {part: template[part].format(**values) for part in ("q", "hint", "worked")}
 
@@ -241,8 +225,8 @@ class MathTutor(Tutor):
     # --- Tutor interface ---------------------------------------------------------------
 
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        lang = _lang(lang)
-        p = _copy(progress)
+        lang = tutor_language(lang)
+        p = copy_progress(progress)
         p.level = min(MAX_LEVEL, max(MIN_LEVEL, p.level or MIN_LEVEL))
         st = _fresh_state(state, self.name)
         problem = self._new_problem(p, st)
@@ -250,26 +234,26 @@ class MathTutor(Tutor):
         return Reply(messages=messages, state=st, progress=p)
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         problem = self._current(state)
         if problem is None:
             return self._text("no_problem", lang)
         return self.render(problem, lang)["q"]
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         problem = self._current(state)
         if problem is None:
             return self.start(lang, progress, state)
         return Reply(messages=[self._text("hint", lang, hint=self.render(problem, lang)["hint"])],
-                     state=dict(state), progress=_copy(progress))
+                     state=dict(state), progress=copy_progress(progress))
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         problem = self._current(state)
         if problem is None:
             return self.start(lang, progress, state)
-        p = _copy(progress)
+        p = copy_progress(progress)
         p.level = min(MAX_LEVEL, max(MIN_LEVEL, p.level or MIN_LEVEL))
         st = dict(state)
         texts = self.render(problem, lang)
@@ -309,10 +293,6 @@ class MathTutor(Tutor):
         nxt = self._new_problem(p, st)
         messages.append(level_note + self._text("next", lang, question=self.render(nxt, lang)["q"]))
         return Reply(messages=messages, state=st, progress=p, outcome=False)
-
-
-def _copy(progress: Progress) -> Progress:
-    return replace(progress, seen=list(progress.seen or []))
 
 
 def _fresh_state(state: Optional[Dict[str, Any]], module: str) -> Dict[str, Any]:

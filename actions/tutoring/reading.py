@@ -32,16 +32,12 @@ import difflib
 import random
 import re
 import unicodedata
-from dataclasses import replace
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import yaml
-
+from actions.language import SUPPORTED
 from actions.tutoring.base import LLMTask, Progress, Reply, Tutor
+from actions.tutoring.common import copy_progress, fill, load_content_file, tutor_language
 
-CONTENT_PATH = Path(__file__).resolve().parent.parent / "content" / "stories.yml"
-LANGUAGES = ("en", "rw")
 QUESTIONS_PER_STORY = 3
 POINTS_PER_ANSWER = 10
 STORIES_PER_LEVEL = 3
@@ -55,20 +51,10 @@ STOPWORDS = {
     "na", "ku", "mu", "kuri", "ya", "wa", "ba", "y", "w", "z", "cy", "by", "bw", "rw", "ry", "k", "n",
 }
 
-_CONTENT: Optional[Dict[str, Any]] = None
-
 
 def load_content() -> Dict[str, Any]:
-    """The parsed ``stories.yml`` (read once per process)."""
-    global _CONTENT
-    if _CONTENT is None:
-        with CONTENT_PATH.open(encoding="utf-8") as handle:
-            _CONTENT = yaml.safe_load(handle)
-    return _CONTENT
-
-
-def _lang(language: Optional[str]) -> str:
-    return language if language in LANGUAGES else "en"
+    """The parsed ``stories.yml``."""
+    return load_content_file("stories.yml")
 
 
 # --- tolerant matching ----------------------------------------------------------------
@@ -112,7 +98,7 @@ def phrase_matches(phrase: str, words: Sequence[str]) -> bool:
 
 def accepted_answers(question: Dict[str, Any]) -> List[str]:
     answers = question.get("answers") or {}
-    return [str(a) for lang in LANGUAGES for a in (answers.get(lang) or [])]
+    return [str(a) for lang in SUPPORTED for a in (answers.get(lang) or [])]
 
 
 def is_correct(question: Dict[str, Any], text: str) -> bool:
@@ -149,8 +135,7 @@ class ReadingTutor(Tutor):
     # --- texts -------------------------------------------------------------------
 
     def _text(self, key: str, lang: str, **values: Any) -> str:
-        entry = self.content["texts"][key][lang]
-        return entry.format(**values) if values else entry
+        return fill(self.content["texts"][key][lang], **values)
 
     def question_text(self, story: Dict[str, Any], index: int, lang: str) -> str:
         ordinals = self.content["texts"]["ordinals"][lang]
@@ -161,7 +146,7 @@ class ReadingTutor(Tutor):
         story = self._story(state)
         if story is None:
             return []
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         title = self._text("title", lang, title=story["title"][lang])
         return chunk_sentences([title] + sentences(story["text"][lang]))
 
@@ -190,6 +175,14 @@ class ReadingTutor(Tutor):
             return None
         return self.by_id.get(state.get("story"))
 
+    @staticmethod
+    def _question_index(state: Dict[str, Any]) -> Optional[int]:
+        """The index of the question being asked; None once the story's summary was given."""
+        if state.get("phase") == "offer":
+            return None
+        index = int(state.get("q", 0))
+        return index if index < QUESTIONS_PER_STORY else None
+
     def pick_story(self, seen: Sequence[str], avoid: Optional[str] = None) -> Dict[str, Any]:
         """The first story not told yet; else the one told longest ago (not ``avoid``)."""
         told = set(seen)
@@ -202,7 +195,7 @@ class ReadingTutor(Tutor):
         return next(s for s in self.stories if s["id"] != avoid) if len(self.stories) > 1 else self.stories[0]
 
     def _tell_new_story(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]], opening: str) -> Reply:
-        p = _copy(progress)
+        p = copy_progress(progress)
         current = self._story(state)
         story = self.pick_story(p.seen, avoid=current["id"] if current else None)
         p.seen = [s for s in p.seen if s != story["id"]] + [story["id"]]
@@ -213,44 +206,42 @@ class ReadingTutor(Tutor):
     # --- Tutor interface -------------------------------------------------------------
 
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        return self._tell_new_story(_lang(lang), progress, state, "intro")
+        return self._tell_new_story(tutor_language(lang), progress, state, "intro")
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         story = self._story(state)
         if story is None:
             return self._text("no_story", lang)
-        if state.get("phase") == "offer" or int(state.get("q", 0)) >= QUESTIONS_PER_STORY:
+        index = self._question_index(state)
+        if index is None:
             return self._text("offer", lang)
-        return self.question_text(story, int(state.get("q", 0)), lang)
+        return self.question_text(story, index, lang)
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         story = self._story(state)
         if story is None:
             return self.start(lang, progress, state)
-        index = int(state.get("q", 0))
-        if state.get("phase") == "offer" or index >= QUESTIONS_PER_STORY:
-            message = self._text("offer_hint", lang)
-        else:
-            message = self.clue(story, index, lang)
-        return Reply(messages=[message], state=dict(state), progress=_copy(progress))
+        index = self._question_index(state)
+        message = self._text("offer_hint", lang) if index is None else self.clue(story, index, lang)
+        return Reply(messages=[message], state=dict(state), progress=copy_progress(progress))
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = _lang(lang)
+        lang = tutor_language(lang)
         story = self._story(state)
         if story is None:
             return self.start(lang, progress, state)
-        index = int(state.get("q", 0))
-        if state.get("phase") == "offer" or index >= QUESTIONS_PER_STORY:
+        index = self._question_index(state)
+        if index is None:
             return self._tell_new_story(lang, progress, state, "next_story")
 
         question = story["questions"][index]
         if not tokens(text):
             return Reply(messages=[self._text("not_understood", lang, question=self.question_text(story, index, lang))],
-                         state=dict(state), progress=_copy(progress))
+                         state=dict(state), progress=copy_progress(progress))
 
-        p = _copy(progress)
+        p = copy_progress(progress)
         st = dict(state)
         correct = is_correct(question, text)
         p.attempts += 1
@@ -301,7 +292,3 @@ def reading_level(attempts: int) -> int:
     """Level from the number of questions answered: stories completed // 3 + 1 (max 5)."""
     completed = attempts // QUESTIONS_PER_STORY
     return min(MAX_LEVEL, completed // STORIES_PER_LEVEL + 1)
-
-
-def _copy(progress: Progress) -> Progress:
-    return replace(progress, seen=list(progress.seen or []))
