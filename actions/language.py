@@ -8,6 +8,7 @@ them. Messages with no signal (numbers, names, "ok") return None: keep the curre
 from __future__ import annotations
 
 import re
+from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Text
@@ -30,7 +31,12 @@ def normalise_language(value: Optional[Text]) -> Optional[Text]:
     """Map a language name or code ("Ikinyarwanda", "English", "rw") to "en"/"rw"."""
     if not value:
         return None
-    return _NAMES.get(str(value).strip().lower())
+    key = str(value).strip().lower()
+    if key not in _NAMES:
+        # Speech recognition and SMS misspell names ("kinyarwada", "englsh").
+        close = get_close_matches(key, _NAMES.keys(), n=1, cutoff=0.8)
+        key = close[0] if close else key
+    return _NAMES.get(key)
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ from actions.language import detect_language, normalise_language
 @pytest.mark.parametrize("value, expected", [
     ("English", "en"), ("icyongereza", "en"), ("EN", "en"), ("Ikinyarwanda", "rw"),
     ("kinyarwanda", "rw"), ("rw", "rw"), ("French", None), ("", None), (None, None),
+    ("kinyarwada", "rw"), ("englsh", "en"), ("spanish", None),
 ])
 def test_normalise_language(value, expected):
     assert normalise_language(value) == expected

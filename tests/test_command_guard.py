@@ -1,0 +1,55 @@
+"""CommandGuard keeps a command intent only when the message holds one of its words."""
+import pytest
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu_components.command_guard import CommandGuard
+
+EXAMPLES = {
+    "goodbye": ["bye", "goodbye", "see you later", "murabeho", "ni ahandi"],
+    "stop": ["stop", "stop this", "hagarika", "back to the menu"],
+    "greet": ["hello", "hi there", "muraho"],
+    "answer": ["a red car", "the market", "it is 25"],
+}
+
+
+@pytest.fixture
+def guard(tmp_path):
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("guard")
+    component = CommandGuard.create({}, storage, resource, None)
+    data = TrainingData([Message(data={"text": t, "intent": i}) for i, ts in EXAMPLES.items() for t in ts])
+    component.train(data)
+    return CommandGuard.load({}, storage, resource, None)
+
+
+def classify(guard, text, intent):
+    message = Message(data={"text": text, "intent": {"name": intent, "confidence": 1.0},
+                            "intent_ranking": [{"name": intent, "confidence": 1.0}]})
+    guard.process([message])
+    return message.get("intent")["name"]
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("bye bye", "goodbye"), ("byee", "goodbye"), ("murabeho neza", "goodbye"),
+    ("please stop", "stop"), ("hagarikaa", "stop"), ("hello teacher", "greet"),
+])
+def test_commands_with_their_words_are_kept(guard, text, intent):
+    assert classify(guard, text, intent) == intent
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("a red car", "goodbye"), ("xyzzy plugh", "stop"), ("the big tree", "greet"),
+])
+def test_commands_without_their_words_become_fallback(guard, text, intent):
+    assert classify(guard, text, intent) == "nlu_fallback"
+
+
+def test_free_text_intents_are_never_guarded(guard):
+    assert classify(guard, "xyzzy plugh", "answer") == "answer"
+
+
+def test_vocabulary_survives_persistence(guard):
+    assert "murabeho" in guard.vocab["goodbye"] and "hagarika" in guard.vocab["stop"]
