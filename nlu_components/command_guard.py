@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Dict, List, Optional, Set, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -46,8 +46,13 @@ class CommandGuard(GraphComponent, IntentClassifier):
                 "start_math", "start_english", "start_reading", "start_debate",
                 "set_language", "request_hint", "check_progress",
             ],
-            # A word seen in more intents than this is not evidence for any of them.
+            # A word is evidence for an intent when it is seen in at most this many
+            # intents, or in up to `shared_max_intents` with at least `shared_min_share`
+            # of its uses in that intent ("what" -> help); function words ("a", "the",
+            # "you") are seen everywhere and are evidence for none.
             "max_intents_per_word": 3,
+            "shared_max_intents": 6,
+            "shared_min_share": 0.25,
             # How close a misspelt word must be to a known one (difflib ratio).
             "min_similarity": 0.8,
         }
@@ -75,21 +80,24 @@ class CommandGuard(GraphComponent, IntentClassifier):
         return cls(config, model_storage, resource, {k: set(v) for k, v in data.items()})
 
     def train(self, training_data: TrainingData) -> Resource:
-        per_intent: Dict[Text, Set[Text]] = defaultdict(set)
+        uses: Dict[Text, Counter] = defaultdict(Counter)  # word -> examples per intent
         for example in training_data.intent_examples:
-            per_intent[example.get(INTENT)].update(words(example.get(TEXT)))
-        spread: Dict[Text, int] = defaultdict(int)
-        for vocabulary in per_intent.values():
-            for word in vocabulary:
-                spread[word] += 1
-        limit = self.config["max_intents_per_word"]
-        self.vocab = {
-            intent: {w for w in per_intent.get(intent, ()) if spread[w] <= limit}
-            for intent in self.config["guarded_intents"]
-        }
+            for word in set(words(example.get(TEXT))):
+                uses[word][example.get(INTENT)] += 1
+        self.vocab = {intent: set() for intent in self.config["guarded_intents"]}
+        for word, per_intent in uses.items():
+            spread, total = len(per_intent), sum(per_intent.values())
+            for intent, count in per_intent.items():
+                if intent in self.vocab and self._is_evidence(spread, count / total):
+                    self.vocab[intent].add(word)
         with self._storage.write_to(self._resource) as directory:
             (directory / _FILE).write_text(json.dumps({k: sorted(v) for k, v in self.vocab.items()}), encoding="utf-8")
         return self._resource
+
+    def _is_evidence(self, spread: int, share: float) -> bool:
+        if spread <= self.config["max_intents_per_word"]:
+            return True
+        return spread <= self.config["shared_max_intents"] and share >= self.config["shared_min_share"]
 
     def supports(self, intent: Text, text: Text) -> bool:
         """Does `text` hold a characteristic word of `intent` (or a close misspelling)?"""
