@@ -8,7 +8,7 @@ also uses) that times every ``POST /webhook`` from the moment Sanic hands over t
 request to the moment the response is ready, and appends one line per call to
 ``$BENCH_ACTION_TIMINGS_DIR/actions-<pid>.jsonl``::
 
-    [wall_time, action_name, total_ms, json_parse_ms, request_bytes, response_bytes, status]
+    [wall_time, action_name, total_ms, json_parse_ms, request_bytes, response_bytes, status, sender_id]
 
 ``json_parse_ms`` is the time to decode the request (the tracker Rasa sends with every
 call); the handler then reuses the decoded body. Nothing else changes.
@@ -67,14 +67,15 @@ class TimingPlugin:
             if sink is None:
                 return
             try:
-                action = (request.json or {}).get("next_action")
+                call = request.json or {}
+                action, sender = call.get("next_action"), call.get("sender_id")
             except Exception:  # noqa: BLE001
-                action = None
+                action = sender = None
             body = getattr(response, "body", None) or b""
             sink.write(json.dumps([
                 round(time.time(), 3), action, round(elapsed * 1000, 3),
                 round(request.ctx.bench_parse * 1000, 3), len(request.body or b""), len(body),
-                getattr(response, "status", 0),
+                getattr(response, "status", 0), sender,
             ]) + "\n")
 
 
@@ -87,6 +88,9 @@ def register() -> None:
 
 
 def main() -> None:
+    overlay = os.environ.get("BENCH_OVERLAY_DIR")  # changed copies of packages (bench.rasa_launcher)
+    if overlay:
+        sys.path.insert(0, overlay)
     register()
     import rasa_sdk.__main__
 

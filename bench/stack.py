@@ -201,6 +201,7 @@ class BenchStack:
         credentials: Optional[Path] = None,
         extra_env: Optional[Dict[str, str]] = None,
         rasa_ready_timeout: float = 900.0,
+        overlay: Optional[Path] = None,
     ) -> None:
         self.workdir = workdir
         self.run_id = run_id
@@ -211,6 +212,7 @@ class BenchStack:
         self.action_workers = max(1, int(action_workers))
         self.extra_env = dict(extra_env or {})
         self.rasa_ready_timeout = rasa_ready_timeout
+        self.overlay = overlay  # a directory whose packages (infra/, connectors/, ...) shadow the checkout's
         self.production = production_files_present() and endpoints is None
         self.endpoints = endpoints or (ROOT / "endpoints.prod.yml")
         self.credentials = credentials or (ROOT / "credentials.prod.yml")
@@ -241,7 +243,7 @@ class BenchStack:
                     "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"):
             env.pop(key, None)
         env.update({
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": (f"{self.overlay}:" if self.overlay else "") + str(ROOT),
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "REDIS_URL": self.redis_url,
@@ -261,6 +263,8 @@ class BenchStack:
             "RASA_TELEMETRY_ENABLED": "false",
             "BENCH_ACTION_TIMINGS_DIR": str(self.timings_dir),
         })
+        if self.overlay:
+            env["BENCH_OVERLAY_DIR"] = str(self.overlay)
         if self.production:
             from infra.settings import production_env
 
@@ -324,7 +328,8 @@ class BenchStack:
             f"{self.action_workers} worker(s))")
 
         rasa_env = dict(env, SANIC_WORKERS=str(self.rasa_workers))
-        rasa = _spawn("rasa", [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--enable-api",
+        launcher = [py, "-m", "bench.rasa_launcher"] if self.overlay else [str(VENV_BIN / "rasa")]
+        rasa = _spawn("rasa", launcher + ["run", "--model", str(MODEL), "--enable-api",
                                "--port", str(self.rasa_port), "--credentials", str(self.credentials),
                                "--endpoints", str(self.endpoints), "--log-file", str(self.rasa_log)],
                       rasa_env, self.workdir / "rasa.stdout.log")

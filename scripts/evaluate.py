@@ -30,7 +30,7 @@ import tarfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
@@ -61,8 +61,15 @@ def _env(project: Path) -> Dict[str, str]:
     return env
 
 
+def _importable(project: Path) -> None:
+    """The project's custom components (config.yml names e.g. nlu_components.*) must import."""
+    if str(project) not in sys.path:
+        sys.path.insert(0, str(project))
+
+
 def _inputs_mtime(project: Path, config: Path) -> float:
-    paths = [config, project / "domain.yml"] + [p for p in (project / "data").rglob("*") if p.is_file()]
+    paths = [config, project / "domain.yml"] + [p for folder in ("data", "nlu_components")
+                                                 for p in (project / folder).rglob("*") if p.is_file()]
     return max(p.stat().st_mtime for p in paths if p.exists())
 
 
@@ -74,7 +81,9 @@ def ensure_model(project: Path, config: Path, model: Optional[Path], force: bool
         return model, None
     default_config = config.resolve() == (project / "config.yml").resolve()
     script = project / "scripts" / "train_if_needed.sh"
-    if default_config and script.exists() and not force:
+    if default_config and script.exists():
+        if force:
+            (project / "models" / ".fingerprint").unlink(missing_ok=True)
         start = time.monotonic()
         run = subprocess.run([str(script)], cwd=project, env=_env(project), text=True, capture_output=True)
         sys.stdout.write(run.stdout)
@@ -142,6 +151,11 @@ def model_is_current(project: Path, model: Path) -> Optional[bool]:
         return None
     command = ("find data domain.yml config.yml -type f -print0 | sort -z | xargs -0 sha256sum "
                "| sha256sum | cut -c1-16")
+    script = project / "scripts" / "train_if_needed.sh"
+    if script.exists():  # the script's own fingerprint command, so both always agree
+        for line in script.read_text().splitlines():
+            if line.startswith("fingerprint=$(") and line.endswith(")"):
+                command = line[len("fingerprint=$("):-1]
     run = subprocess.run(["bash", "-c", command], cwd=project, capture_output=True, text=True)
     return run.returncode == 0 and run.stdout.strip() == stamp.read_text().strip()
 
@@ -264,6 +278,7 @@ def evaluate(project: Path = ROOT, *, model: Optional[Path] = None, config: Opti
              core: bool = True, nlu_test_dir: Optional[Path] = None, train: bool = False) -> Dict[str, Any]:
     """Train if needed, evaluate, write the model card; returns the card's data."""
     project = project.resolve()
+    _importable(project)
     config = (config or project / "config.yml").resolve()
     out = (out or project / "results").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -289,7 +304,7 @@ def evaluate(project: Path = ROOT, *, model: Optional[Path] = None, config: Opti
         "evaluation_seconds": round(time.monotonic() - started),
         "data": data_summary(project, languages),
         "languages": list(languages),
-        "nlu_test_data": "held-out data in " + str(nlu_test_dir) if nlu_test_dir else "the training data (data/nlu/<lang>)",
+        "nlu_test_data": f"held-out data in {nlu_test_dir}/<lang>" if nlu_test_dir else "the training data (data/nlu/<lang>)",
         "nlu": scores["nlu"],
         "stories": scores["stories"],
     }
@@ -309,8 +324,17 @@ def _size(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
 
+def _shown(path: str, project: str) -> str:
+    """A path relative to the project when it is inside it."""
+    try:
+        return str(Path(path).relative_to(project))
+    except ValueError:
+        return path
+
+
 def model_card_markdown(card: Dict[str, Any], out: Path) -> str:
     langs = card["languages"]
+    project = card["project"]
     m, c, d = card["model"], card["config"], card["data"]
     current = {True: "yes (models/.fingerprint matches data, domain and config)", False: "NO - data, domain or config "
                "changed since this model was trained", None: "unknown"}[card["model_current"]]
@@ -323,12 +347,12 @@ def model_card_markdown(card: Dict[str, Any], out: Path) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| file | `{m['path']}` |",
+        f"| file | `{_shown(m['path'], project)}` |",
         f"| size | {_size(m['size_bytes'])} |",
         f"| trained at | {m.get('trained_at') or '-'} (Rasa {m.get('rasa_version') or '?'}) |",
         f"| training time | {card['training_time']['seconds']} s ({card['training_time']['source']}) |",
         f"| trained from current data | {current} |",
-        f"| config | `{c['path']}` sha256 `{c['sha256']}` |",
+        f"| config | `{_shown(c['path'], project)}` sha256 `{c['sha256']}` |",
         f"| pipeline | {', '.join(c['pipeline'])} |",
         f"| policies | {', '.join(c['policies'])} |",
         "",
@@ -381,7 +405,7 @@ def model_card_markdown(card: Dict[str, Any], out: Path) -> str:
     s = card["stories"]
     if s:
         lines += [
-            f"`{s['file']}`: {s['stories'] - s['failed']} of {s['stories']} stories fully correct "
+            f"`{_shown(s['file'], project)}`: {s['stories'] - s['failed']} of {s['stories']} stories fully correct "
             f"(story accuracy {_pct(s['story_accuracy'])}); action accuracy {_pct(s['action_accuracy'])}, "
             f"action F1 {_pct(s['action_f1'])}. Failures: `stories/failed_test_stories.yml`.",
         ]

@@ -1,0 +1,292 @@
+"""The benchmark harness' pure parts (bench/): percentile math, Twilio request signing and
+TwiML parsing, server-side log parsing, result tables. Nothing here is timed and no server
+is started (``make bench`` does that)."""
+import base64
+import hashlib
+import hmac
+import json
+import math
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from bench import report, serverside, stats, twilio
+from bench.speedups import ALL, last_session_start, parse, prefix_slots, same_events
+
+
+# --------------------------------------------------------------------------- percentiles
+def test_percentile_interpolates_like_numpy_linear():
+    values = [15, 20, 35, 40, 50]
+    assert stats.percentile(values, 0) == 15
+    assert stats.percentile(values, 100) == 50
+    assert stats.percentile(values, 50) == 35
+    assert stats.percentile(values, 40) == pytest.approx(29.0)  # rank 1.6 -> 20 + 0.6 * 15
+    assert stats.percentile(values, 95) == pytest.approx(48.0)
+    assert stats.percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+
+
+def test_percentile_edge_cases():
+    assert stats.percentile([], 50) is None
+    assert stats.percentile([7.5], 99) == 7.5
+    assert stats.percentile([3, 1, 2], 50) == 2  # unsorted input
+    with pytest.raises(ValueError):
+        stats.percentile([1, 2], 101)
+
+
+def test_summarise_in_milliseconds():
+    s = stats.summarise([0.1, 0.2, 0.3, 0.4])
+    assert s["count"] == 4
+    assert s["p50_ms"] == 250.0
+    assert s["mean_ms"] == 250.0
+    assert s["max_ms"] == 400.0
+    assert stats.summarise([])["p95_ms"] is None
+
+
+def test_throughput_counts_completions_inside_the_window():
+    assert stats.throughput([0.5, 1.0, 1.5, 2.0, 9.0], start=1.0, end=3.0) == 1.5
+    assert stats.throughput([1.0], start=2.0, end=2.0) == 0.0
+
+
+def test_window_stats_around_a_turn_number():
+    # (turn index, started, finished): two learners, turns of 0.1 s, one after the other
+    turns = [(i, i * 0.1, i * 0.1 + 0.1) for i in range(1, 31)] + [(i, i * 0.1, i * 0.1 + 0.2) for i in range(1, 31)]
+    w = stats.window_stats(turns, center=10, half_width=2)
+    assert w["count"] == 10  # turns 8..12 of both learners
+    assert w["window"] == [8, 12]
+    assert w["p50_ms"] == pytest.approx(150.0)
+    assert w["turns_per_s"] == pytest.approx(10 / (1.4 - 0.8), abs=0.01)
+    assert stats.window_stats(turns, center=100, half_width=2)["turns_per_s"] is None
+
+
+def test_ratio():
+    assert stats.ratio(110.0, 100.0) == 1.1
+    assert stats.ratio(None, 100.0) is None
+    assert stats.ratio(1.0, 0) is None
+
+
+# --------------------------------------------------------------------------- Twilio signing
+TOKEN = "12345"
+BASE = "https://mycompany.com"
+
+
+def test_signature_is_twilios_algorithm():
+    """base64(HMAC-SHA1(token, full URL + each parameter name and value, sorted by name)),
+    computed here by hand (https://www.twilio.com/docs/usage/security#validating-requests)."""
+    params = {"To": "+18005551212", "CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
+              "From": "+12349013030"}
+    url = BASE + "/myapp.php?foo=1&bar=2"
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    expected = base64.b64encode(hmac.new(TOKEN.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+    signer = twilio.Signer(TOKEN, BASE)
+    assert signer.sign("/myapp.php?foo=1&bar=2", params) == expected == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+
+
+def test_signed_request_validates_with_the_connectors_validator():
+    signer = twilio.Signer("bench-token", "https://bakame.example.org/")
+    params = twilio.sms_params("+250788123456", "ni 7", twilio.sid("SM", "x", 1))
+    path, body, headers = signer.request(twilio.SMS_PATH, params)
+    assert path == twilio.SMS_PATH
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    validator = RequestValidator("bench-token")
+    from urllib.parse import parse_qs
+
+    form = parse_qs(body.decode(), keep_blank_values=True)  # as connectors.security reads it
+    from sanic.request import RequestParameters
+
+    form = RequestParameters(form)  # what the connectors hand to the validator
+    assert validator.validate("https://bakame.example.org" + twilio.SMS_PATH, form, headers["X-Twilio-Signature"])
+    assert not validator.validate("https://other.example.org" + twilio.SMS_PATH, form, headers["X-Twilio-Signature"])
+    assert form["FromZip"] == [""]  # blank parameters are signed too
+
+
+def test_voice_requests_follow_the_gather_action_url():
+    signer = twilio.Signer("t", "https://bakame.example.org")
+    action = "https://bakame.example.org/webhooks/twilio_voice/webhook?step=input"
+    assert signer.local_path(action) == "/webhooks/twilio_voice/webhook?step=input"
+    assert signer.local_path("/webhooks/twilio_voice/webhook?step=input") == "/webhooks/twilio_voice/webhook?step=input"
+    params = twilio.voice_params("+250788000001", "CA" + "1" * 32, speech="seven", confidence=0.9)
+    assert params["SpeechResult"] == "seven" and params["Confidence"].startswith("0.9")
+    _, _, headers = signer.request(signer.local_path(action), params)
+    assert RequestValidator("t").validate(action, params, headers["X-Twilio-Signature"])
+
+
+def test_ids_are_stable_and_twilio_shaped():
+    assert twilio.sid("SM", "run", 1) == twilio.sid("SM", "run", 1) != twilio.sid("SM", "run", 2)
+    assert len(twilio.sid("CA", "x")) == 34
+    number = twilio.learner_number("run", 3)
+    assert number.startswith("+2507") and len(number) == 13 and number == twilio.learner_number("run", 3)
+
+
+def test_parse_twiml():
+    voice = ('<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="https://x/webhooks/twilio_voice/webhook'
+             '?step=input" input="dtmf speech"><Say voice="Polly.Amy">What is 3 plus 2?</Say></Gather></Response>')
+    t = twilio.parse_twiml(voice)
+    assert t.valid and t.says == ["What is 3 plus 2?"] and t.gather_action.endswith("step=input")
+    sms = "<Response><Message>Correct! +10 points.</Message></Response>"
+    assert twilio.parse_twiml(sms).messages == ["Correct! +10 points."]
+    hang = "<Response><Say>Goodbye!</Say><Hangup/></Response>"
+    assert twilio.parse_twiml(hang).hangup
+    assert not twilio.parse_twiml("not xml").valid
+    assert twilio.parse_twiml("<Response/>").texts == []
+
+
+# --------------------------------------------------------------------------- server-side logs
+def test_parse_turn_lines_and_split():
+    lines = [
+        "2026-11-21 14:08:17,453 [INFO ]  turn channel=twilio_sms conv=tw_18bb8c6c stt_ms=0 nlu_ms=86 policy_ms=15 "
+        "nlu_policy_ms=101 actions_ms=905 rasa_ms=1043 total_ms=1049 kind=text messages=2 over_budget=false",
+        "2026-11-21 14:08:17,735 [INFO ]  turn channel=twilio_voice conv=tw_18bb8c6c stt_ms=0 nlu_ms=34 policy_ms=5 "
+        "nlu_policy_ms=39 actions_ms=178 rasa_ms=230 total_ms=239 kind=speech messages=2 over_budget=false",
+        "2026-11-21 14:08:18,000 [INFO ]  something else",
+    ]
+    rows = serverside.parse_turn_lines(lines)
+    assert len(rows) == 2 and rows[0]["nlu_ms"] == 86 and rows[1]["channel"] == "twilio_voice"
+    split = serverside.split_for_window(rows, rows[0]["t"] - 1, rows[1]["t"] + 1)
+    assert split["turns"] == 2
+    assert split["nlu"]["mean_ms"] == 60.0 and split["actions"]["p50_ms"] == pytest.approx(541.5)
+    assert serverside.split_for_window(rows, 0, 1) is None
+
+
+def test_action_timings_per_action_and_request_size_by_turn(tmp_path):
+    lines = []
+    for turn in range(1, 6):
+        for sender in ("a", "b"):
+            lines.append([100.0 + turn, "action_detect_language", 0.5, 0.1, 1000 * turn, 28, 200, sender])
+            lines.append([100.0 + turn, "validate_tutor_form", 10.0 + turn, 0.2, 1000 * turn + 500, 90, 200, sender])
+    (tmp_path / "actions-1.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    rows = serverside.read_action_timings(tmp_path)
+    assert len(rows) == 20
+    per = serverside.actions_for_window(rows, 0, 1000)
+    assert per["validate_tutor_form"]["calls"] == 10 and per["validate_tutor_form"]["p50_ms"] == 13.0
+    sizes = serverside.request_kb_by_turn(rows, 0, 1000, [1, 5, 6])
+    assert sizes[1] == pytest.approx(1000 / 1024, abs=0.05) and sizes[5] == pytest.approx(4.9, abs=0.05)
+    assert sizes[6] is None
+
+
+# --------------------------------------------------------------------------- report
+def _results():
+    phase = {"name": "closed-twilio-25", "channel": "twilio", "mode": "closed", "concurrency": 25, "period_s": None,
+             "p50_ms": 120.0, "p95_ms": 250.5, "p99_ms": 300.0, "turns_per_s": 61.25, "count": 900, "errors": 0,
+             "cpu_ms_per_turn": {"rasa": 20.0, "action_server": 2.0, "redis": 1.0, "postgres": 2.0},
+             "cpu": {"others_cores": 0.1},
+             "by_kind": {"sms": {"p50_ms": 110.0, "p95_ms": 200.0}, "voice": {"p50_ms": 130.0, "p95_ms": 260.0}},
+             "rasa_split": {"nlu": {"mean_ms": 20.0}, "policy": {"mean_ms": 5.0}, "actions": {"mean_ms": 50.0},
+                            "rasa": {"mean_ms": 90.0}, "total": {"mean_ms": 100.0}}}
+    rest = dict(phase, channel="rest", name="closed-rest-25", p50_ms=110.0, by_kind=None, rasa_split=None)
+    return {
+        "run_id": "r1", "label": "test", "git": {"commit": "abc", "dirty_files": 0},
+        "machine": {"cpus": 2, "cpu_model": "X", "mem_gib": 8, "rasa": "3.6.21", "rasa_sdk": "3.6.2", "python": "3.10"},
+        "config": {"stack_description": "prod", "rasa_workers": 2, "action_workers": 1, "llm_delay": 1.5},
+        "noise": {"loadavg": {"min": 0.1, "max": 2.0, "mean": 1.0}, "others_cores_mean": 0.2, "others_cores_max": 0.5},
+        "load": [phase, rest],
+        "overhead": [{"mode": "closed", "concurrency": 25, "twilio_p50_ms": 120.0, "rest_p50_ms": 110.0,
+                      "ratio_p50": 1.091, "twilio_p95_ms": 250.5, "rest_p95_ms": 240.0, "ratio_p95": 1.04,
+                      "ratio_throughput": 1.0}],
+        "nlu": {"count": 100, "p50_ms": 12.3, "p95_ms": 20.0, "p99_ms": 25.0, "mean_ms": 13.0},
+        "actions": {"validate_tutor_form": {"calls": 10, "p50_ms": 5.0, "p95_ms": 9.0, "decode_p50_ms": 0.2,
+                                            "request_kb_mean": 20.0, "request_kb_max": 40.0}},
+        "long_session": [{"channel": "sms", "learners": 4, "turns_each": 310, "errors": 0, "completed": True,
+                          "growth_p50": 1.1,
+                          "checkpoints": [{"turn": 10, "p50_ms": 100.0, "p95_ms": 150.0, "turns_per_s": 30.0,
+                                           "action_request_kb": 12.0},
+                                          {"turn": 300, "p50_ms": 110.0, "p95_ms": 160.0, "turns_per_s": 28.0,
+                                           "action_request_kb": 14.0}]}],
+        "llm_voice": {"concurrency": 25, "period_s": 3.0, "errors": 0,
+                      "llm_turns": {"count": 40, "p50_ms": 1700.0, "p95_ms": 1900.0, "max_ms": 2100.0},
+                      "non_llm_turns": {"p50_ms": 100.0}},
+        "training": {"seconds": 300.0, "peak_mib": 2000.0, "model_mib": 49.3},
+        "memory": {"rasa": {"peak_mib": 1200.0, "children": {"1": {"peak_mib": 1100.0}}}},
+        "startup_s": {"rasa": 40.0},
+        "targets": [{"target": "p95 < 300 ms", "measured": "p95 250 ms", "met": True},
+                    {"target": "60 turns/s", "measured": "61 turns/s", "met": False}],
+    }
+
+
+def test_render_contains_every_table_with_the_figures():
+    md = report.render(_results())
+    for heading in ("#### Targets", "#### Turn latency and throughput", "#### Connector overhead", "Where a Twilio",
+                    "#### NLU alone", "action server's own time", "#### Long session", "call the LLM",
+                    "#### Training, model, memory"):
+        assert heading in md, heading
+    assert "| twilio | 25 | back to back | 120 | 250 | 300 | 61.2 | 900 | 0 | 20 | 2 | 3 | 0.10 |" in md
+    assert "| 25 | back to back | 120 | 110 | 1.09 |" in md
+    assert "| p95 < 300 ms | p95 250 ms | yes |" in md and "| 60 turns/s | 61 turns/s | **no** |" in md
+    assert "1.10× the latency" in md
+    assert "1,200 MiB (+ 1 worker(s): 1,100 MiB)" in md
+    # every table row has as many cells as its header
+    for block in md.split("\n\n"):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        if rows:
+            assert len({row.count("|") for row in rows}) == 1, block
+
+
+def test_fmt_and_table():
+    assert report.fmt(None) == "–"
+    assert report.fmt(1234.4) == "1,234"
+    assert report.fmt(1.234, 2) == "1.23"
+    assert report.fmt(True) == "yes" and report.fmt(False) == "**no**"
+    assert report.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_update_doc_replaces_only_the_generated_block(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    report.update_doc(doc, "first table")
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks") and "first table" in text
+    doc.write_text("# Benchmarks\n\nMethod written by hand.\n\n" + text.split("# Benchmarks", 1)[1] + "\nAfter.\n")
+    report.update_doc(doc, "second table")
+    text = doc.read_text()
+    assert "Method written by hand." in text and "After." in text
+    assert "second table" in text and "first table" not in text
+    assert text.count(report.BEGIN) == 1 and text.count(report.END) == 1
+    report.update_doc(doc, "proposed table", section="proposed")
+    report.update_doc(doc, "third table")
+    text = doc.read_text()
+    assert "proposed table" in text and "third table" in text and "second table" not in text
+    assert text.count(report.markers("proposed")[0]) == 1
+
+
+# --------------------------------------------------------------------------- speedups (pure helpers)
+def test_speedup_names():
+    assert parse("all") == list(ALL) and "broker" not in ALL
+    assert parse("broker") == ["broker"]
+    assert parse("merge, schema") == ["merge", "schema"]
+    assert parse("") == []
+    with pytest.raises(SystemExit):
+        parse("turbo")
+
+
+class _Event:
+    def __init__(self, type_name, timestamp):
+        self.type_name, self.timestamp = type_name, timestamp
+
+
+def test_last_session_split_on_serialised_events():
+    meta = {"event": "slot", "name": "session_started_metadata", "value": {"channel": "twilio_sms"}, "timestamp": 1.0}
+    start = {"event": "action", "name": "action_session_start", "timestamp": 2.0}
+    user = {"event": "user", "text": "7", "timestamp": 3.0}
+    assert last_session_start([meta, start, user]) == 1
+    assert last_session_start([start, user, start, user]) == 2
+    assert last_session_start([user]) == 0
+    live = [_Event("action", 2.0), _Event("user", 3.0), _Event("bot", 4.0)]
+    assert same_events([start, user], live)
+    assert not same_events([start, dict(user, timestamp=3.5)], live)
+    assert not same_events([start, user, user, user], live)
+    assert prefix_slots([meta, {"event": "slot", "name": "language", "value": "rw"}]) == {
+        "session_started_metadata": {"channel": "twilio_sms"}, "language": "rw"}
+    assert math.isclose(live[-1].timestamp, 4.0)
+
+
+def test_render_a_long_session_stopped_at_the_time_limit():
+    results = _results()
+    results["long_session"] = [{
+        "channel": "sms", "learners": 4, "turns_each": 310, "errors": 3, "completed": False, "reached_turn": 140,
+        "elapsed_s": 360.0, "growth_p50": 12.5, "cpu_ms_per_turn": {"rasa": 400.0, "action_server": 12.0},
+        "checkpoints": [{"turn": 10, "p50_ms": 300.0, "p95_ms": 400.0, "turns_per_s": 10.0},
+                        {"turn": 100, "p50_ms": 3000.0, "p95_ms": 4000.0, "turns_per_s": 1.0},
+                        {"turn": 135, "p50_ms": 3750.0, "p95_ms": 5000.0, "turns_per_s": 0.8, "reached_only": True}],
+    }]
+    md = report.render(results)
+    assert "| 135 (furthest reached) | 3,750 |" in md
+    assert "stopped after 360 s at turn 140 of 310" in md
+    assert "CPU per turn over the whole session: Rasa 400 ms" in md
