@@ -84,8 +84,12 @@ class CommandGuard(GraphComponent, IntentClassifier):
         for example in training_data.intent_examples:
             for word in set(words(example.get(TEXT))):
                 uses[word][example.get(INTENT)] += 1
+        # Number words are answers, never evidence for a command ("eight" is not "good night").
+        numbers = {w for table in training_data.lookup_tables for w in words(" ".join(table.get("elements") or []))}
         self.vocab = {intent: set() for intent in self.config["guarded_intents"]}
         for word, per_intent in uses.items():
+            if word in numbers or word.isdigit():
+                continue
             spread, total = len(per_intent), sum(per_intent.values())
             for intent, count in per_intent.items():
                 if intent in self.vocab and self._is_evidence(spread, count / total):
@@ -108,7 +112,9 @@ class CommandGuard(GraphComponent, IntentClassifier):
         for word in words(text):
             if word in vocabulary:
                 return True
-            if len(word) >= 4 and difflib.get_close_matches(word, vocabulary, n=1, cutoff=cutoff):
+            # A misspelling keeps its first letter ("byee", "hagarikaa"); "eight" is not "night".
+            if len(word) >= 4 and difflib.get_close_matches(
+                    word, [v for v in vocabulary if v[0] == word[0]], n=1, cutoff=cutoff):
                 return True
         return False
 

@@ -8,7 +8,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from nlu_components.command_guard import CommandGuard
 
 EXAMPLES = {
-    "goodbye": ["bye", "goodbye", "see you later", "murabeho", "ni ahandi"],
+    "goodbye": ["bye", "goodbye", "see you later", "murabeho", "ni ahandi", "good night", "bye eight"],
     "stop": ["stop", "stop this", "hagarika", "back to the menu"],
     "greet": ["hello", "hi there", "muraho"],
     "answer": ["a red car", "the market", "it is 25"],
@@ -26,7 +26,8 @@ def guard(tmp_path):
     storage = LocalModelStorage(tmp_path)
     resource = Resource("guard")
     component = CommandGuard.create({}, storage, resource, None)
-    data = TrainingData([Message(data={"text": t, "intent": i}) for i, ts in EXAMPLES.items() for t in ts])
+    data = TrainingData([Message(data={"text": t, "intent": i}) for i, ts in EXAMPLES.items() for t in ts],
+                        lookup_tables=[{"name": "number", "elements": ["eight", "twenty five"]}])
     component.train(data)
     return CommandGuard.load({}, storage, resource, None)
 
@@ -49,7 +50,10 @@ def test_commands_with_their_words_are_kept(guard, text, intent):
 
 @pytest.mark.parametrize("text, intent", [
     ("a red car", "goodbye"), ("xyzzy plugh", "stop"), ("the big tree", "greet"),
-    ("can you", "thank"),  # "you" and "can" are everywhere: evidence for nothing
+    ("can you", "thank"),
+    ("eight", "goodbye"),  # a number word is an answer, even when a goodbye example had it
+    ("sight", "goodbye"),  # close to "night", but a misspelling keeps its first letter
+  # "you" and "can" are everywhere: evidence for nothing
 ])
 def test_commands_without_their_words_become_fallback(guard, text, intent):
     assert classify(guard, text, intent) == "nlu_fallback"
