@@ -46,7 +46,6 @@ def render(results: Dict[str, Any]) -> str:
                f"Rasa {mach.get('rasa')}, rasa-sdk {mach.get('rasa_sdk')}, Python {mach.get('python')}.")
     out.append(f"Stack: {cfg.get('stack_description')}; Rasa workers: {cfg.get('rasa_workers')}, "
                f"action server workers: {cfg.get('action_workers')}; fake LLM delay {cfg.get('llm_delay')} s"
-               f"{'; speedups: ' + ', '.join(cfg['speedups']) if cfg.get('speedups') else ''}"
                f"{'; overlay: `' + str(cfg['overlay']) + '`' if cfg.get('overlay') else ''}"
                f"{'; environment: `' + ' '.join(cfg['env']) + '`' if cfg.get('env') else ''}.")
     if noise:

@@ -16,10 +16,11 @@
 
 Options (also as environment variables, for ``make bench``): ``--quick``
 (``BENCH_QUICK=1``: small loads, no training, a few minutes), ``--skip-train``
-(``BENCH_SKIP_TRAIN=1``), ``--rasa-workers`` (``BENCH_RASA_WORKERS``, default 1),
+(``BENCH_SKIP_TRAIN=1``), ``--rasa-workers`` (``BENCH_RASA_WORKERS``, default 2 as in production),
 ``--action-workers`` (``BENCH_ACTION_WORKERS``), ``--profile`` (``BENCH_PROFILE=1``: py-spy
-on Rasa and the action server during one phase), ``--speedups`` (``BENCH_SPEEDUPS``:
-prototype optimisations from :mod:`bench.speedups`), ``--no-docs``, ``--label``.
+on Rasa and the action server during one phase), ``--overlay`` (``BENCH_OVERLAY``: changed
+copies of packages that shadow the checkout's, to measure a change before applying it),
+``--no-docs``, ``--label``.
 """
 from __future__ import annotations
 
@@ -177,20 +178,6 @@ def summarise_profiles(profile_dir: Path) -> Dict[str, Any]:
     return out
 
 
-# --------------------------------------------------------------------------- proposed changes
-def build_proposed_overlay(target: Path) -> Path:
-    """A copy of infra/ and connectors/ with bench/proposed/*.patch applied (git apply)."""
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for package in ("infra", "connectors"):
-        shutil.copytree(ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
-    patches = sorted((ROOT / "bench" / "proposed").glob("*.patch"))
-    if patches:
-        subprocess.run(["git", "apply", *map(str, patches)], cwd=target, check=True)
-    return target
-
-
 # --------------------------------------------------------------------------- training
 def train_from_scratch(workdir: Path) -> Dict[str, Any]:
     out_dir = Path(tempfile.mkdtemp(prefix="bench-train-", dir=workdir))
@@ -283,20 +270,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="BAKAME benchmark (issue 6)")
     p.add_argument("--quick", action="store_true", default=env_flag("BENCH_QUICK"))
     p.add_argument("--skip-train", action="store_true", default=env_flag("BENCH_SKIP_TRAIN"))
-    p.add_argument("--rasa-workers", type=int, default=int(os.environ.get("BENCH_RASA_WORKERS") or 1))
+    p.add_argument("--rasa-workers", type=int, default=int(os.environ.get("BENCH_RASA_WORKERS") or 2))
     p.add_argument("--action-workers", type=int, default=int(os.environ.get("BENCH_ACTION_WORKERS") or 1))
     p.add_argument("--llm-delay", type=float, default=float(os.environ.get("BENCH_LLM_DELAY") or 1.5))
     p.add_argument("--profile", action="store_true", default=env_flag("BENCH_PROFILE"))
-    p.add_argument("--speedups", default=os.environ.get("BENCH_SPEEDUPS", ""),
-                   help="comma-separated prototype optimisations of bench.speedups ('all' for every one)")
     p.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
                    help="comma-separated parts: nlu,load,llm,long,train (default: all)")
     p.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--database-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bakame_bench"))
     p.add_argument("--label", default=os.environ.get("BENCH_LABEL", ""))
-    p.add_argument("--proposed", action="store_true", default=env_flag("BENCH_PROPOSED"),
-                   help="apply bench/proposed/*.patch to a copy of infra/ and connectors/ and use it as the overlay")
     p.add_argument("--env", action="append", default=[e for e in os.environ.get("BENCH_ENV", "").split() if e],
                    metavar="KEY=VALUE", help="extra environment of the servers (repeatable; BENCH_ENV='A=1 B=2')")
     p.add_argument("--overlay", default=os.environ.get("BENCH_OVERLAY", ""),
@@ -318,9 +301,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     run_id = time.strftime("%Y%m%d-%H%M%S")
     workdir = RESULTS / run_id
     workdir.mkdir(parents=True, exist_ok=True)
-    if args.proposed:
-        args.overlay = str(build_proposed_overlay(workdir / "overlay"))
-        log(f"overlay with bench/proposed/*.patch applied: {args.overlay}")
     if not MODEL.exists():
         print(f"No model at {MODEL}: run `make train` first.", file=sys.stderr)
         return 2
@@ -329,14 +309,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("\n".join(problems), file=sys.stderr)
         return 2
 
-    from bench import speedups
-
-    chosen = speedups.parse(args.speedups)
     results: Dict[str, Any] = {
         "run_id": run_id, "label": args.label, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": sysinfo.machine(), "git": sysinfo.git_state(),
         "config": {"quick": args.quick, "plan": plan, "rasa_workers": args.rasa_workers,
-                   "action_workers": args.action_workers, "llm_delay": args.llm_delay, "speedups": chosen,
+                   "action_workers": args.action_workers, "llm_delay": args.llm_delay,
                    "overlay": args.overlay or None, "env": args.env},
         "model_mib": round(MODEL.stat().st_size / 2 ** 20, 1),
     }
@@ -344,9 +321,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                        llm_delay=args.llm_delay, rasa_workers=args.rasa_workers, action_workers=args.action_workers,
                        overlay=Path(args.overlay).resolve() if args.overlay else None,
                        extra_env=dict(e.split("=", 1) for e in args.env if "=" in e))
-    if chosen:
-        stack.endpoints, stack.credentials = speedups.prepare(workdir, chosen, stack)
-        stack.production = True
     results["config"]["stack_description"] = (
         "endpoints.prod.yml (Redis tracker + lock store, PostgreSQL event broker via the spool) + "
         "credentials.prod.yml (REST, Twilio voice, Twilio SMS), progress in PostgreSQL"

@@ -16,7 +16,9 @@ from sanic.response import HTTPResponse
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.exceptions import InvalidConfigException
 
-from connectors.common import BotOutput, as_bool, as_float, parse_bot_messages, read_conversation, setting
+from connectors.common import (
+    BotOutput, as_bool, as_float, parse_bot_messages, read_conversation, setting, view_of,
+)
 from connectors.keypad import KeypadMenu
 from connectors.prompts import Prompts
 from connectors.security import DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequestAuthenticator, short_ref
@@ -175,7 +177,11 @@ class TwilioInputBase(InputChannel):
                         metadata=metadata)
         )
         timer.rasa = time.perf_counter() - rasa_started
-        view = await read_conversation(app, sender_id)
+        saved = timer.tracker
+        if saved is not None and getattr(saved, "sender_id", None) == sender_id:
+            view = view_of(saved)  # the tracker Rasa just saved (connectors.timing)
+        else:
+            view = await read_conversation(app, sender_id)
         output = self._renderable(parse_bot_messages(collector.messages))
         log_turn(self.name(), short_ref(sender_id), timer, kind=kind, messages=len(output.texts),
                  over_budget=timer.elapsed() > self.turn_budget)

@@ -36,6 +36,7 @@ class TurnTimer:
         self.actions = 0.0
         self.stt = 0.0
         self.rasa = 0.0
+        self.tracker: Any = None  # the tracker Rasa saved at the end of the turn (no second read)
         self._token: Optional[contextvars.Token] = None
 
     def activate(self) -> "TurnTimer":
@@ -121,6 +122,22 @@ _TARGETS = (
 )
 
 
+def _keep_tracker(original):
+    """``MessageProcessor.save_tracker`` that also hands the saved tracker to the turn's
+    timer: the channel reads the learner's language and state from it instead of
+    retrieving (and deserialising) the whole conversation from the store again."""
+    @functools.wraps(original)
+    async def wrapper(self: Any, tracker: Any, *args: Any, **kwargs: Any):
+        result = await original(self, tracker, *args, **kwargs)
+        timer = _current.get()
+        if timer is not None:
+            timer.tracker = tracker
+        return result
+
+    wrapper.__bakame_timed__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def install_rasa_instrumentation(processor_class: Any = None) -> bool:
     """Wrap the ``MessageProcessor`` methods once; ``False`` if Rasa's layout is unknown."""
     if processor_class is None:
@@ -138,4 +155,7 @@ def install_rasa_instrumentation(processor_class: Any = None) -> bool:
         if getattr(original, "__bakame_timed__", False):
             continue
         setattr(processor_class, name, (_wrap_async if is_async else _wrap_sync)(original, bucket))
+    save = getattr(processor_class, "save_tracker", None)
+    if save is not None and not getattr(save, "__bakame_timed__", False):
+        processor_class.save_tracker = _keep_tracker(save)
     return installed

@@ -9,7 +9,9 @@ an unset variable is an error). This module fills them all in from what the oper
   its parts ``POSTGRES_HOST``, ``POSTGRES_PORT``, ``POSTGRES_DB``, ``POSTGRES_USER``,
   ``POSTGRES_PASSWORD``, ``POSTGRES_SSLMODE``;
 * ``ACTION_ENDPOINT_URL`` (default ``http://localhost:$ACTIONS_PORT/webhook``, port 5055),
-  ``REDIS_LOCK_DB``, ``REDIS_KEY_PREFIX``, ``TRACKER_EXPIRY_SECONDS``, ``EVENT_SPOOL_PATH``.
+  ``REDIS_LOCK_DB``, ``REDIS_KEY_PREFIX``, ``TRACKER_EXPIRY_SECONDS``,
+  ``TRACKER_COMPACT_AFTER_TURNS`` (24; 0 keeps whole sessions in Redis), ``TRACKER_COMPACT_KEEP_TURNS`` (8),
+  ``EVENT_SPOOL_PATH``.
 
 A part set explicitly wins over the URL, the URL over the default; afterwards both the
 URL and the parts are exported, consistent with each other (the Twilio channels and the
@@ -38,6 +40,9 @@ DEFAULTS: Dict[str, str] = {
     "REDIS_SSL": "false",
     "REDIS_KEY_PREFIX": "bakame",
     "TRACKER_EXPIRY_SECONDS": str(30 * 24 * 3600),  # a learner's conversation is kept 30 days
+    # Long sessions are compacted in Redis (every event stays in PostgreSQL): see infra.tracker_store.
+    "TRACKER_COMPACT_AFTER_TURNS": "24",
+    "TRACKER_COMPACT_KEEP_TURNS": "8",
     "POSTGRES_HOST": "localhost",
     "POSTGRES_PORT": "5432",
     "POSTGRES_DB": "bakame",
@@ -55,7 +60,7 @@ POSTGRES_PARTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USE
 # Every variable endpoints.prod.yml references (tests check the file against this list).
 ENDPOINT_VARIABLES = (
     "ACTION_ENDPOINT_URL", *REDIS_PARTS, "REDIS_LOCK_DB", "REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS",
-    *POSTGRES_PARTS, "EVENT_SPOOL_PATH",
+    "TRACKER_COMPACT_AFTER_TURNS", "TRACKER_COMPACT_KEEP_TURNS", *POSTGRES_PARTS, "EVENT_SPOOL_PATH",
 )
 
 
@@ -128,13 +133,15 @@ def production_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str
         if _is_set(environ, name):
             out[name] = environ[name]
 
-    for name in ("REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS", "ACTION_ENDPOINT_URL", "EVENT_SPOOL_PATH"):
+    for name in ("REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS", "TRACKER_COMPACT_AFTER_TURNS",
+                 "TRACKER_COMPACT_KEEP_TURNS", "ACTION_ENDPOINT_URL", "EVENT_SPOOL_PATH"):
         out[name] = environ[name].strip() if _is_set(environ, name) else DEFAULTS[name]
     if not _is_set(environ, "ACTION_ENDPOINT_URL") and _is_set(environ, "ACTIONS_PORT"):
         out["ACTION_ENDPOINT_URL"] = f"http://localhost:{environ['ACTIONS_PORT'].strip()}/webhook"  # scripts/run.sh
     out["REDIS_LOCK_DB"] = environ["REDIS_LOCK_DB"].strip() if _is_set(environ, "REDIS_LOCK_DB") else out["REDIS_DB"]
 
-    for name in ("REDIS_PORT", "REDIS_DB", "REDIS_LOCK_DB", "POSTGRES_PORT", "TRACKER_EXPIRY_SECONDS"):
+    for name in ("REDIS_PORT", "REDIS_DB", "REDIS_LOCK_DB", "POSTGRES_PORT", "TRACKER_EXPIRY_SECONDS",
+                 "TRACKER_COMPACT_AFTER_TURNS", "TRACKER_COMPACT_KEEP_TURNS"):
         if not out[name].isdigit():
             raise ValueError(f"{name} must be a whole number (got {out[name]!r})")
     if not out["REDIS_KEY_PREFIX"].isalnum():

@@ -7,7 +7,7 @@
       record_exp: ${TRACKER_EXPIRY_SECONDS}   # sliding expiry since the last turn
 
 Same keys and format as Rasa's ``RedisTrackerStore`` (``<prefix>:tracker:<sender_id>``,
-the tracker as JSON), with three differences:
+the tracker as JSON), with these differences:
 
 * asyncio Redis with short timeouts and a bounded retry (:mod:`infra.redis_client`);
   when Redis stays unreachable :class:`infra.errors.StoreUnavailable` is raised. Rasa
@@ -18,21 +18,45 @@ the tracker as JSON), with three differences:
 * new events go to the event broker only AFTER the tracker was written (Rasa publishes
   first), so the events table never holds a turn the tracker does not.
 * the learner's language is remembered in-process, for the apology when Redis is down.
+* linear-time save and retrieve (issue 6, docs/benchmarks.md): Rasa 3.6 merges the stored
+  and the turn's tracker comparing every event with every other one whenever the stored
+  tracker holds more than the retrieved last session -- always once a message carried
+  metadata (the ``session_started_metadata`` slot comes before ``action_session_start``),
+  i.e. every Twilio conversation: 14 s per turn at turn 150. Here the stored events before
+  the last session are kept as they are and the turn's tracker follows them; ``retrieve``
+  builds event objects for the last session only.
+* long sessions are compacted: once the last session holds more than
+  ``compact_after_turns`` (24) user turns, the stored tracker keeps its start, a snapshot
+  of the state (every slot not at its initial value, the active form) and the last
+  ``compact_keep_turns`` (8) turns. Every event is still in PostgreSQL (the event
+  broker), the policies (memoization ``max_history`` 5, rules a few turns long) and the
+  actions (the last two turns at most) see the same recent history, so a turn late in a
+  math drill costs what a turn early in it costs. ``compact_after_turns: 0`` keeps
+  everything, as Rasa does. (``python -m bench.check_compaction`` compares the policies'
+  decisions on full and compacted conversations.)
+* the event spool (an fsync'ed SQLite write) is written off the event loop.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Dict, Iterable, List, Optional, Text
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Text
+
+import ujson
 
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import FailSafeTrackerStore, RedisTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import (
     DialogueStateTracker,
     TrackerEventDiffEngine,
     get_trackers_for_conversation_sessions,
 )
 
+from infra import rasa_speedups
 from infra.errors import StoreUnavailable, languages
 from infra.redis_client import ResilientRedis, as_number
 
@@ -61,8 +85,13 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
         socket_connect_timeout: Any = None,
         retries: Any = None,
         retry_backoff: Any = None,
+        compact_after_turns: Any = None,
+        compact_keep_turns: Any = None,
         **kwargs: Any,
     ) -> None:
+        rasa_speedups.apply()
+        self.compact_after = int(as_number(compact_after_turns, 24, int))
+        self.compact_keep = max(2, int(as_number(compact_keep_turns, 8, int)))
         self.redis = ResilientRedis(
             "conversation store (Redis)",
             host=host, port=port, db=db, username=username, password=password, use_ssl=use_ssl,
@@ -83,14 +112,39 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
     async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
         key = self.key_prefix + tracker.sender_id
         stored = await self.redis.call(lambda r: r.get(key))
-        prior = self.deserialise_tracker(tracker.sender_id, stored) if stored is not None else None
+        live = list(tracker.events)
+        earlier: List[Dict[Text, Any]] = []  # stored events before the last session, as stored
+        new_events = live
+        if stored is not None:
+            raw = ujson.loads(stored).get("events") or []
+            split = last_session_start(raw)
+            if not starts_with(live, raw[split:]):  # not the tracker we handed out: Rasa's merge
+                await self._save_merged(key, tracker, stored, timeout)
+                return
+            earlier, new_events = raw[:split], live[len(raw) - split:]
+        compacted = compact(tracker, live, self.compact_after, self.compact_keep)
+        if compacted is not None:  # earlier sessions and old turns stay in PostgreSQL only
+            body = [e.as_dict() for e in compacted]
+        else:
+            body = earlier + [e.as_dict() for e in live]
+        serialised = ujson.dumps({"events": body, "name": tracker.sender_id}, ensure_ascii=False,
+                                 escape_forward_slashes=False)
+        expiry = timeout or self.record_exp
+        await self.redis.call(lambda r: r.set(key, serialised, ex=int(expiry) if expiry else None))
 
+        languages.remember(tracker.sender_id, tracker.get_slot("language"))
+        if self.event_broker is not None and new_events:
+            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+    async def _save_merged(self, key: Text, tracker: DialogueStateTracker, stored: Any,
+                           timeout: Optional[float]) -> None:
+        """Rasa's own merge (quadratic), for a tracker that does not continue the stored one."""
+        prior = self.deserialise_tracker(tracker.sender_id, stored)
         new_events = TrackerEventDiffEngine.event_difference(_last_session(prior), tracker)
         merged = self._merge_trackers(prior, tracker) if prior is not None else tracker
         expiry = timeout or self.record_exp
         serialised = self.serialise_tracker(merged)
         await self.redis.call(lambda r: r.set(key, serialised, ex=int(expiry) if expiry else None))
-
         languages.remember(tracker.sender_id, tracker.get_slot("language"))
         if self.event_broker is not None and new_events:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
@@ -104,8 +158,8 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
             body.update(event.as_dict())
             bodies.append(body)
         publish_many = getattr(event_broker, "publish_many", None)
-        if callable(publish_many):
-            publish_many(bodies)
+        if callable(publish_many):  # an fsync'ed spool write: not on the event loop
+            await asyncio.get_running_loop().run_in_executor(None, publish_many, bodies)
         else:
             for body in bodies:
                 event_broker.publish(body)
@@ -119,10 +173,28 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
         stored = await self.redis.call(lambda r: r.get(self.key_prefix + sender_id))
         if stored is None:
             return None
-        tracker = self.deserialise_tracker(sender_id, stored)
+        if fetch_all_sessions:
+            tracker = self.deserialise_tracker(sender_id, stored)
+        else:
+            tracker = self._last_session_of(sender_id, ujson.loads(stored).get("events") or [])
         if tracker is not None:
             languages.remember(sender_id, tracker.get_slot("language"))
-        return tracker if fetch_all_sessions else _last_session(tracker)
+        return tracker
+
+    def _last_session_of(self, sender_id: Text, events: List[Dict[Text, Any]]) -> DialogueStateTracker:
+        """What Rasa's ``retrieve`` returns (the last session, slots as the history left
+        them), building event objects for the last session only."""
+        split = last_session_start(events)
+        session = Dialogue.from_parameters({"name": sender_id, "events": events[split:]}).events
+        tracker = self.init_tracker(sender_id)
+        if split == 0:
+            tracker.recreate_from_dialogue(Dialogue(sender_id, session))
+            return tracker
+        for name, value in slots_set_by(events[:split]).items():
+            if name in tracker.slots:
+                tracker.slots[name].value = value
+        return DialogueStateTracker.from_events(sender_id, session, list(tracker.slots.values()),
+                                                max_event_history=tracker._max_event_history)
 
     async def exists(self, conversation_id: Text) -> bool:
         return bool(await self.redis.call(lambda r: r.exists(self.key_prefix + conversation_id)))
@@ -135,6 +207,59 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
             return [k[len(prefix):] async for k in r.scan_iter(match=prefix + "*", count=500)]
 
         return await self.redis.call(scan)
+
+
+def last_session_start(events: Sequence[Dict[Text, Any]]) -> int:
+    """Where the last session starts in stored events (Rasa's split: at ``action_session_start``)."""
+    for i in range(len(events) - 1, -1, -1):
+        if events[i].get("event") == "action" and events[i].get("name") == ACTION_SESSION_START_NAME:
+            return i
+    return 0
+
+
+def starts_with(live: Sequence[Any], stored: Sequence[Dict[Text, Any]]) -> bool:
+    """The turn's tracker begins with the stored last session (same types and timestamps)."""
+    if len(stored) > len(live):
+        return False
+    return all(d.get("timestamp") == e.timestamp and d.get("event") == e.type_name for d, e in zip(stored, live))
+
+
+def slots_set_by(events: Sequence[Dict[Text, Any]]) -> Dict[Text, Any]:
+    """Slot values the stored events leave behind (restarts and resets clear them)."""
+    values: Dict[Text, Any] = {}
+    for e in events:
+        if e.get("event") == "slot":
+            values[e.get("name")] = e.get("value")
+        elif e.get("event") in ("restart", "reset_slots"):
+            values.clear()
+    return values
+
+
+def compact(tracker: DialogueStateTracker, live: List[Any], after: int, keep: int) -> Optional[List[Any]]:
+    """The last session as its start, a snapshot of the state and its last ``keep`` user
+    turns, once it holds more than ``after`` turns (``None`` otherwise, or ``after`` 0)."""
+    if after <= 0:
+        return None
+    users = [i for i, e in enumerate(live) if isinstance(e, UserUttered)]
+    if len(users) <= max(after, keep):
+        return None
+    start = users[-keep]
+    if start > 0 and isinstance(live[start - 1], ActionExecuted) and live[start - 1].action_name == ACTION_LISTEN_NAME:
+        start -= 1
+    session_start = [e for e in live[:start] if isinstance(e, ActionExecuted)
+                     and e.action_name == ACTION_SESSION_START_NAME][-1:]
+    session_started = [e for e in live[:start] if isinstance(e, SessionStarted)][-1:]
+    if not session_start or not session_started:
+        return None
+    past = tracker.init_copy()
+    past.events.extend(live[:start])
+    past.replay_events()
+    ts = live[start].timestamp - 1e-6
+    snapshot: List[Any] = [SlotSet(name, slot.value, timestamp=ts) for name, slot in past.slots.items()
+                           if slot.value != slot.initial_value]
+    if past.active_loop_name:
+        snapshot.append(ActiveLoop(past.active_loop_name, timestamp=ts))
+    return session_start + session_started + snapshot + live[start:]
 
 
 def _last_session(tracker: Optional[DialogueStateTracker]) -> Optional[DialogueStateTracker]:

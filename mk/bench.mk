@@ -6,25 +6,17 @@
 #                        load, long session, training; results in bench/results/<run>.json and
 #                        the tables in docs/benchmarks.md
 #   make bench-quick     small loads, no training (a few minutes; checks the harness)
-#   make bench-proposed  the same load with bench/proposed/*.patch applied to a copy of infra/
-#                        and connectors/ and 2 Rasa workers (before anyone applies the patches)
 #
 # Needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (user postgres; the database
 # bakame_bench is created) -- BENCH_REDIS_URL / BENCH_DATABASE_URL to use others.
 # Knobs (environment): BENCH_RASA_WORKERS=2, BENCH_ACTION_WORKERS, BENCH_LLM_DELAY=1.5,
-# BENCH_SKIP_TRAIN=1, BENCH_PROFILE=1 (py-spy, if installed), BENCH_SPEEDUPS=all|merge,schema,...
-# (prototypes, bench/speedups.py), BENCH_OVERLAY=dir, BENCH_ENV='K=V ...',
+# BENCH_SKIP_TRAIN=1, BENCH_PROFILE=1 (py-spy, if installed), BENCH_OVERLAY=dir, BENCH_ENV='K=V ...',
 # BENCH_ONLY=nlu,load,llm,long,train, BENCH_LABEL, BENCH_NO_DOCS=1, BENCH_DOC_SECTION=name.
 
-.PHONY: bench bench-quick bench-proposed
+.PHONY: bench bench-quick
 
 bench: train
 	$(PY) -m bench.run
 
 bench-quick: train
 	BENCH_QUICK=1 BENCH_NO_DOCS=1 $(PY) -m bench.run
-
-bench-proposed: train
-	BENCH_PROPOSED=1 BENCH_RASA_WORKERS=$${BENCH_RASA_WORKERS:-2} BENCH_SKIP_TRAIN=$${BENCH_SKIP_TRAIN:-1} \
-	  BENCH_DOC_SECTION=$${BENCH_DOC_SECTION:-proposed} BENCH_LABEL="$${BENCH_LABEL:-bench/proposed patches, 2 Rasa workers}" \
-	  $(PY) -m bench.run

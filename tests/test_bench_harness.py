@@ -5,13 +5,11 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from bench import report, serverside, stats, twilio
-from bench.speedups import ALL, last_session_start, parse, prefix_slots, same_events
 
 
 # --------------------------------------------------------------------------- percentiles
@@ -244,37 +242,6 @@ def test_update_doc_replaces_only_the_generated_block(tmp_path):
     text = doc.read_text()
     assert "proposed table" in text and "third table" in text and "second table" not in text
     assert text.count(report.markers("proposed")[0]) == 1
-
-
-# --------------------------------------------------------------------------- speedups (pure helpers)
-def test_speedup_names():
-    assert parse("all") == list(ALL) and "broker" not in ALL
-    assert parse("broker") == ["broker"]
-    assert parse("merge, schema") == ["merge", "schema"]
-    assert parse("") == []
-    with pytest.raises(SystemExit):
-        parse("turbo")
-
-
-class _Event:
-    def __init__(self, type_name, timestamp):
-        self.type_name, self.timestamp = type_name, timestamp
-
-
-def test_last_session_split_on_serialised_events():
-    meta = {"event": "slot", "name": "session_started_metadata", "value": {"channel": "twilio_sms"}, "timestamp": 1.0}
-    start = {"event": "action", "name": "action_session_start", "timestamp": 2.0}
-    user = {"event": "user", "text": "7", "timestamp": 3.0}
-    assert last_session_start([meta, start, user]) == 1
-    assert last_session_start([start, user, start, user]) == 2
-    assert last_session_start([user]) == 0
-    live = [_Event("action", 2.0), _Event("user", 3.0), _Event("bot", 4.0)]
-    assert same_events([start, user], live)
-    assert not same_events([start, dict(user, timestamp=3.5)], live)
-    assert not same_events([start, user, user, user], live)
-    assert prefix_slots([meta, {"event": "slot", "name": "language", "value": "rw"}]) == {
-        "session_started_metadata": {"channel": "twilio_sms"}, "language": "rw"}
-    assert math.isclose(live[-1].timestamp, 4.0)
 
 
 def test_render_a_long_session_stopped_at_the_time_limit():

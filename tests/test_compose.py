@@ -259,6 +259,8 @@ def test_rasa_reads_endpoints_prod_with_the_derived_environment(monkeypatch):
         ("cache", "6380", "2", "pw")
     assert endpoints.tracker_store.kwargs["record_exp"] == settings.DEFAULTS["TRACKER_EXPIRY_SECONDS"]
     assert endpoints.tracker_store.kwargs["key_prefix"] == "bakame"
+    assert (endpoints.tracker_store.kwargs["compact_after_turns"],
+            endpoints.tracker_store.kwargs["compact_keep_turns"]) == ("24", "8")
     assert endpoints.lock_store.type == "infra.lock_store.ResilientRedisLockStore"
     assert endpoints.event_broker.type == "infra.event_broker.BufferedSQLEventBroker"
     assert (endpoints.event_broker.url, endpoints.event_broker.kwargs["db"],

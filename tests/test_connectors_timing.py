@@ -29,6 +29,9 @@ class DummyProcessor:
         await asyncio.sleep(0.01)
         return tracker
 
+    async def save_tracker(self, tracker):
+        self.saved = tracker
+
 
 async def _one_turn(processor):
     await processor.parse_message("hi")
@@ -95,3 +98,31 @@ async def test_log_line_format(caplog):
     assert line.startswith("turn channel=twilio_sms conv=tw_abcdef12 ")
     assert "nlu_ms=40 policy_ms=10 nlu_policy_ms=50 actions_ms=120" in line
     assert "over_budget=false" in line and 240 <= fields["total_ms"] < 400
+
+
+async def test_the_turn_keeps_the_tracker_rasa_saved():
+    """The channel reads the learner's language and state from the tracker Rasa just saved
+    (no second read of the conversation from the store); other turns' trackers never leak."""
+    from connectors.common import view_of
+    from rasa.shared.core.events import SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    install_rasa_instrumentation(DummyProcessor)
+    install_rasa_instrumentation(DummyProcessor)  # wrapped once only
+
+    async def turn(sender, language):
+        tracker = DialogueStateTracker.from_events(sender, [SlotSet("language", language)])
+        timer = TurnTimer().activate()
+        try:
+            await asyncio.sleep(0.01)
+            await DummyProcessor().save_tracker(tracker)
+        finally:
+            timer.deactivate()
+        return timer.tracker
+
+    a, b = await asyncio.gather(turn("a", "rw"), turn("b", "en"))
+    assert (a.sender_id, view_of(a).language) == ("a", "rw")
+    assert (b.sender_id, view_of(b).language) == ("b", "en")
+    outside = DummyProcessor()
+    await outside.save_tracker("no turn")  # e.g. the HTTP API: nothing to hand over, no error
+    assert outside.saved == "no turn"
