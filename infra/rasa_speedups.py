@@ -2,7 +2,7 @@
 
 Imported by :mod:`infra.tracker_store`, which Rasa loads from ``endpoints.prod.yml``, so
 every production Rasa process (and each Sanic worker) has them before the first turn.
-Measured with ``make bench`` (prototype: ``bench/speedups_rasa.py``):
+Measured with ``make bench`` (docs/benchmarks.md: before and after):
 
 ``schema``  Rasa validates every action server answer with ``jsonschema.validate``, which
             first validates the *schema itself* against the JSON-Schema meta-schema: about
