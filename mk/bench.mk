@@ -1,7 +1,7 @@
 # Benchmarks (issue 6): turn latency and throughput under many concurrent learners.
 # Included by the Makefile (-include mk/*.mk). Method, figures and findings: docs/benchmarks.md.
 #
-#   make bench           the whole benchmark (about 15-20 min on 2 cores, training included):
+#   make bench           the whole benchmark (about 11 min on 2 cores, training included):
 #                        production stack (Redis, PostgreSQL) + fake LLM, signed Twilio and REST
 #                        load, long session, training; results in bench/results/<run>.json and
 #                        the tables in docs/benchmarks.md
