@@ -13,7 +13,7 @@ Measured with ``make bench`` (docs/benchmarks.md: before and after):
             call (three per turn). Here one keep-alive pool per event loop; idle
             connections are dropped after 3 s, before the action server's Sanic closes
             them (keep-alive timeout 5 s). The body is encoded with ujson.
-``window``  the action server receives the events of the last ``ACTION_EVENTS_TURNS`` (10)
+``window``  the action server receives the events of the last ``ACTION_EVENTS_TURNS`` (3)
             user turns instead of the whole conversation (slots, active loop, latest
             message and latest action are still sent in full). Our actions read at most
             the last two turns of events (``actions/conversation.py``, ``onboarding.py``).
@@ -135,7 +135,7 @@ def _pool() -> None:
 
 
 def _window() -> None:
-    turns = int(os.environ.get("ACTION_EVENTS_TURNS") or 10)
+    turns = int(os.environ.get("ACTION_EVENTS_TURNS") or 3)
     if turns <= 0:
         return
     import rasa

@@ -55,7 +55,7 @@ def _tracker(turns: int):
     return DialogueStateTracker.from_events("learner", events)
 
 
-async def test_the_action_server_gets_the_last_ten_turns_and_the_full_state():
+async def test_the_action_server_gets_the_last_three_turns_and_the_full_state():
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.core.domain import Domain
 
@@ -63,12 +63,12 @@ async def test_the_action_server_gets_the_last_ten_turns_and_the_full_state():
     action = RemoteAction("action_x", None)
     long = action._action_call_format(_tracker(25), domain)
     texts = [e["text"] for e in long["tracker"]["events"] if e["event"] == "user"]
-    assert texts == [f"turn {i}" for i in range(15, 25)]
+    assert texts == [f"turn {i}" for i in range(22, 25)]
     assert long["tracker"]["slots"]["language"] == "rw"
     assert long["tracker"]["latest_message"]["text"] == "turn 24"
     assert long["next_action"] == "action_x" and long["sender_id"] == "learner"
-    short = action._action_call_format(_tracker(4), domain)
-    assert [e["text"] for e in short["tracker"]["events"] if e["event"] == "user"] == [f"turn {i}" for i in range(4)]
+    short = action._action_call_format(_tracker(2), domain)
+    assert [e["text"] for e in short["tracker"]["events"] if e["event"] == "user"] == [f"turn {i}" for i in range(2)]
     assert short["tracker"]["events"][0]["name"] == "action_session_start"  # untouched: Rasa's own format
 
 
