@@ -184,15 +184,20 @@ class Learner:
                                             and m.get("custom")]
         return texts, (None if texts else "empty")
 
-    async def _sms(self, session: Any, text: str):
-        message_sid = twilio.sid("SM", self.run, self.kind, self.index, self.turns)
-        path, body, headers = self.signer.request(twilio.SMS_PATH, twilio.sms_params(self.number, text, message_sid))
+    async def _twiml(self, session: Any, path: str, params: Any):
+        """A signed webhook request; its TwiML, or the error it counts as."""
+        path, body, headers = self.signer.request(path, params)
         status, reply = await self._post(session, path, data=body, headers=headers)
         if status != 200:
-            return [], f"http_{status}"
+            return None, f"http_{status}"
         twiml = twilio.parse_twiml(reply)
-        if not twiml.valid:
-            return [], "bad_twiml"
+        return (twiml, None) if twiml.valid else (None, "bad_twiml")
+
+    async def _sms(self, session: Any, text: str):
+        message_sid = twilio.sid("SM", self.run, self.kind, self.index, self.turns)
+        twiml, error = await self._twiml(session, twilio.SMS_PATH, twilio.sms_params(self.number, text, message_sid))
+        if error:
+            return [], error
         return twiml.messages, (None if twiml.messages else "empty")
 
     async def _voice(self, session: Any, text: Optional[str]):
@@ -202,13 +207,9 @@ class Learner:
         else:
             params = twilio.voice_params(self.number, self.call_sid, speech=text, confidence=0.9)
             path = self.next_path or (twilio.VOICE_PATH + "?step=input")
-        path, body, headers = self.signer.request(path, params)
-        status, reply = await self._post(session, path, data=body, headers=headers)
-        if status != 200:
-            return [], f"http_{status}"
-        twiml = twilio.parse_twiml(reply)
-        if not twiml.valid:
-            return [], "bad_twiml"
+        twiml, error = await self._twiml(session, path, params)
+        if error:
+            return [], error
         if twiml.gather_action:
             self.next_path = self.signer.local_path(twiml.gather_action)
         if twiml.redirect:

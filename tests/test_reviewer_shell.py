@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import MODEL, ROOT, VENV_BIN, ensure_model, free_port, stack_env, wait_for
+from tests.stack import MODEL, ROOT, VENV_BIN, _stop, ensure_model, free_port, stack_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -83,16 +83,6 @@ class Terminal:
         os.close(self.master)
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory):
     ensure_model()
@@ -115,7 +105,7 @@ def shell(tmp_path_factory):
         yield terminal
     finally:
         terminal.close()
-        stop(actions)
+        _stop(actions)
 
 
 def test_a_kinyarwanda_greeting_then_english_then_stop(shell):
