@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from bench import twilio
-from bench.stack import LLM_MARK
+from bench.stack import BENCH_REST_TOKEN, LLM_MARK
 from connectors.prompts import DEFAULT_PROMPTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +173,8 @@ class Learner:
             return response.status, await response.text()
 
     async def _rest(self, session: Any, text: str):
-        status, body = await self._post(session, twilio.REST_PATH, json={"sender": self.sender, "message": text})
+        status, body = await self._post(session, twilio.REST_PATH, json={"sender": self.sender, "message": text},
+                                        headers={"Authorization": f"Bearer {BENCH_REST_TOKEN}"})
         if status != 200:
             return [], f"http_{status}"
         import json

@@ -34,6 +34,7 @@ MODEL = ROOT / "models" / "bakame.tar.gz"
 BENCH_AUTH_TOKEN = "bench-twilio-auth-token-0123456789"
 BENCH_SENDER_SECRET = "bench-sender-id-secret-0123456789abcdef"
 BENCH_PUBLIC_BASE_URL = "https://bakame-bench.invalid"
+BENCH_REST_TOKEN = "bench-rest-channel-token-0123456789"  # credentials.prod.yml's REST channel needs one
 LLM_MARK = "(bench-llm)"
 LLM_REPLY = ("Good point, but think about the other side too: what would change for a family "
              "that cannot pay? " + LLM_MARK)
@@ -258,6 +259,7 @@ class BenchStack:
             "TWILIO_AUTH_TOKEN": BENCH_AUTH_TOKEN,
             "TWILIO_VALIDATE_SIGNATURE": "true",
             "SENDER_ID_SECRET": BENCH_SENDER_SECRET,
+            "RASA_AUTH_TOKEN": BENCH_REST_TOKEN,
             "PUBLIC_BASE_URL": BENCH_PUBLIC_BASE_URL,
             "VOICE_RW_MODE": "gather",  # Twilio's own ASR: no transcription round trip in the bench
             "RASA_TELEMETRY_ENABLED": "false",

@@ -21,7 +21,9 @@ from connectors.common import (
 )
 from connectors.keypad import KeypadMenu
 from connectors.prompts import Prompts
-from connectors.security import DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequestAuthenticator, short_ref
+from connectors.security import (
+    DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequestAuthenticator, require_production_secrets, short_ref,
+)
 from connectors.state import StateStore, get_state_store
 from connectors.timing import TurnTimer, install_rasa_instrumentation, log_turn
 from connectors.turns import TurnRunner, results_of
@@ -38,7 +40,11 @@ class TwilioInputBase(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         c = credentials or {}
-        return cls(**cls._shared_settings(c), **cls._channel_settings(c))
+        shared = cls._shared_settings(c)
+        if as_bool(c.get("production"), False):  # credentials.prod.yml: never unsigned, never the dev key
+            require_production_secrets(shared["auth_token"], shared["sender_id_secret"],
+                                       shared["validate_signature"])
+        return cls(**shared, **cls._channel_settings(c))
 
     @classmethod
     def _shared_settings(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:

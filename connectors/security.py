@@ -38,6 +38,21 @@ ANONYMOUS_NUMBERS = frozenset(
 )
 
 
+def require_production_secrets(auth_token: Optional[Text], sender_id_secret: Optional[Text],
+                               validate_signature: bool) -> None:
+    """Refuse a production channel (``production: true`` in ``credentials.prod.yml``) that would
+    accept forged requests or name conversations with a guessable key: raises with one line."""
+    from rasa.shared.exceptions import InvalidConfigException
+
+    from infra.settings import refusal, secret_problems
+
+    env = {"TWILIO_AUTH_TOKEN": auth_token or "", "SENDER_ID_SECRET": sender_id_secret or "",
+           "TWILIO_VALIDATE_SIGNATURE": "true" if validate_signature else "false"}
+    problems = secret_problems(env, ["TWILIO_AUTH_TOKEN", "SENDER_ID_SECRET"])
+    if problems:
+        raise InvalidConfigException(refusal(problems))
+
+
 def twilio_params(request: Any) -> RequestParameters:
     """The POST parameters *including blank ones*.
 

@@ -7,20 +7,30 @@ When Redis (conversation state or locks) is unreachable, or the learner's lock c
 be taken, the learner gets ``[{"recipient_id": <sender>, "text": <try_again_later>}]``
 with HTTP 200, in their language (the language detected from the message, with the last
 language this process saw for them as the current one; English when nothing is known).
+
+Anyone who can post to it can talk as any learner, so in production (``require_token: true``
+in ``credentials.prod.yml``) the channel refuses to start without a token and answers 401 to a
+request without it: ``?token=<token>`` (as Rasa's HTTP API) or ``Authorization: Bearer <token>``.
+The token is ``token`` in the credentials, else ``REST_CHANNEL_TOKEN``, else ``RASA_AUTH_TOKEN``.
 """
 from __future__ import annotations
 
+import hmac
 import logging
-from typing import Any, Awaitable, Callable, Text
+import os
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.lock_store import LockError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sanic import Blueprint
+from rasa.shared.exceptions import InvalidConfigException
+from sanic import Blueprint, response
+from sanic.request import Request
 
 from infra.errors import StoreUnavailable, polite_reply
+from infra.settings import refusal, secret_problems
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +59,53 @@ def guard(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[
     return guarded
 
 
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def presented_token(request: Request) -> Optional[Text]:
+    """The token a request carries: ``?token=`` or an ``Authorization: Bearer`` header."""
+    token = request.args.get("token")
+    if token:
+        return token
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 class ResilientRestInput(RestInput):
-    """Rasa's REST channel with :func:`guard` around the turn."""
+    """Rasa's REST channel with :func:`guard` around the turn, behind a token when required."""
+
+    def __init__(self, token: Optional[Text] = None) -> None:
+        self.token = token or None
 
     @classmethod
     def name(cls) -> Text:
         return "rest"
 
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "ResilientRestInput":
+        c = credentials or {}
+        env = {"RASA_AUTH_TOKEN": str(c.get("token") or os.environ.get("REST_CHANNEL_TOKEN")
+                                      or os.environ.get("RASA_AUTH_TOKEN") or "")}
+        if _truthy(c.get("require_token", False)):
+            problems = secret_problems(env, ["RASA_AUTH_TOKEN"])
+            if problems:  # refuses the start: an open REST channel lets anyone talk as any learner
+                raise InvalidConfigException(refusal([f"the REST channel's token ({problems[0]})"]))
+        return cls(token=env["RASA_AUTH_TOKEN"] or None)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        return super().blueprint(guard(on_new_message))
+        bp = super().blueprint(guard(on_new_message))
+        if self.token:
+            expected = self.token.encode("utf-8")
+
+            @bp.middleware("request")
+            async def require_token(request: Request) -> Optional[Any]:
+                if request.method == "GET":  # the health route: says nothing about learners
+                    return None
+                given = (presented_token(request) or "").encode("utf-8")
+                if not hmac.compare_digest(given, expected):
+                    logger.warning("Rejected a REST channel request without a valid token.")
+                    return response.json({"error": "a valid token is required"}, status=401)
+                return None
+
+        return bp

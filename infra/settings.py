@@ -17,17 +17,25 @@ A part set explicitly wins over the URL, the URL over the default; afterwards bo
 URL and the parts are exported, consistent with each other (the Twilio channels and the
 progress store read the URLs, the endpoints the parts).
 
+Production starts are safe by default: :func:`secret_problems` names every secret that is
+unset, empty, still a placeholder from ``.env.example`` or switched off, and ``check`` /
+``exec`` refuse to start the Rasa server with one line naming them (README, "Production").
+
 Command line::
 
-    python -m infra.settings                 # print `export VAR=value` lines (eval them)
-    python -m infra.settings exec -- CMD...  # run CMD with the derived environment
+    python -m infra.settings                 # print `export VAR=value` lines, passwords masked
+    python -m infra.settings export --reveal # the same, unmasked (to eval)
+    python -m infra.settings check           # exit 1 with one line when a secret is missing
+    python -m infra.settings exec -- CMD...  # check (unless CMD is the action server), run CMD
     python -m infra.settings prepare         # create the database if it is missing
 """
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
+from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -62,6 +70,66 @@ ENDPOINT_VARIABLES = (
     "ACTION_ENDPOINT_URL", *REDIS_PARTS, "REDIS_LOCK_DB", "REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS",
     "TRACKER_COMPACT_AFTER_TURNS", "TRACKER_COMPACT_KEEP_TURNS", *POSTGRES_PARTS, "EVENT_SPOOL_PATH",
 )
+
+
+# Secrets without which a production start is unsafe, and what each protects.
+PRODUCTION_SECRETS: Dict[str, str] = {
+    "TWILIO_AUTH_TOKEN": "proves each webhook request comes from Twilio",
+    "SENDER_ID_SECRET": "keys the hash that turns phone numbers into conversation ids",
+    "RASA_AUTH_TOKEN": "protects Rasa's HTTP API and the REST channel",
+}
+# A short key can be brute-forced over all Rwandan numbers (10^9) to reverse a conversation id.
+MIN_SECRET_LENGTH = {"SENDER_ID_SECRET": 16, "RASA_AUTH_TOKEN": 16}
+ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+# The development sender-id key (connectors.security.DEV_SENDER_ID_SECRET) and the
+# "change-me" family are placeholders even where .env.example is not shipped (the image).
+_PLACEHOLDER = re.compile(r"^(change[-_ ]?me.*|bakame-local-development-only|x+|placeholder|secret|password|token)$",
+                          re.IGNORECASE)
+SECRET_NAMES = ("PASSWORD", "SECRET", "TOKEN", "API_KEY")
+
+
+def _example_values(path: Path = ENV_EXAMPLE) -> set:
+    """Every non-empty value in ``.env.example``: a secret still set to one is a placeholder."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return set()
+    values = set()
+    for line in lines:
+        name, sep, value = line.partition("=")
+        if sep and not name.lstrip().startswith("#") and value.strip():
+            values.add(value.strip())
+    return values
+
+
+def is_placeholder(value: str) -> bool:
+    value = value.strip()
+    return bool(_PLACEHOLDER.match(value)) or value in _example_values()
+
+
+def secret_problems(environ: Optional[Mapping[str, str]] = None,
+                    names: Optional[List[str]] = None) -> List[str]:
+    """What makes a production start unsafe, one phrase each (empty: safe to start)."""
+    environ = os.environ if environ is None else environ
+    problems = []
+    for name in names or list(PRODUCTION_SECRETS):
+        value = (environ.get(name) or "").strip()
+        if not value:
+            problems.append(f"{name} is not set")
+        elif is_placeholder(value):
+            problems.append(f"{name} is still a placeholder")
+        elif len(value) < MIN_SECRET_LENGTH.get(name, 1):
+            problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH[name]} characters")
+    if "TWILIO_AUTH_TOKEN" in (names or PRODUCTION_SECRETS) and \
+            str(environ.get("TWILIO_VALIDATE_SIGNATURE", "")).strip().lower() in ("0", "false", "no", "off"):
+        problems.append("TWILIO_VALIDATE_SIGNATURE=false is allowed only for `make run`")
+    return problems
+
+
+def refusal(problems: List[str]) -> str:
+    """The one line a refused production start prints."""
+    return (f"Refusing to start in production: {'; '.join(problems)}. "
+            "Set them in the environment or .env (README, \"Production\"; e.g. `openssl rand -hex 24`).")
 
 
 def _is_set(environ: Mapping[str, str], name: str) -> bool:
@@ -152,8 +220,28 @@ def production_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str
     return out
 
 
-def _exports(env: Mapping[str, str]) -> str:
-    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items()))
+def _mask(name: str, value: str) -> str:
+    """``value`` with passwords and secrets replaced by ``****`` (URLs keep their shape)."""
+    if not value:
+        return value
+    if any(part in name for part in SECRET_NAMES):
+        return "****"
+    if name.endswith("_URL"):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", value)
+    return value
+
+
+def _exports(env: Mapping[str, str], reveal: bool = False) -> str:
+    lines = [] if reveal else ["# passwords masked; `python -m infra.settings export --reveal` prints them (to eval)"]
+    lines += [f"export {name}={shlex.quote(value if reveal else _mask(name, value))}"
+              for name, value in sorted(env.items())]
+    return "\n".join(lines)
+
+
+def _is_action_server(command: List[str]) -> bool:
+    """``rasa run actions`` / ``python -m rasa_sdk``: no webhooks, no conversation ids, no API."""
+    head = [os.path.basename(word) for word in command[:3]]
+    return head == ["rasa", "run", "actions"] or "rasa_sdk" in head
 
 
 def prepare(env: Mapping[str, str]) -> str:
@@ -190,7 +278,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"infra.settings: {exc}", file=sys.stderr)
         return 2
     if not argv or argv[0] == "export":
-        print(_exports(env))
+        print(_exports(env, reveal="--reveal" in argv))
+        return 0
+    if argv[0] == "check":
+        problems = secret_problems()
+        if problems:
+            print(refusal(problems), file=sys.stderr)
+            return 1
+        print("production secrets: set")
         return 0
     if argv[0] == "prepare":
         try:
@@ -206,6 +301,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not command:
             print("usage: python -m infra.settings exec -- COMMAND [ARGS...]", file=sys.stderr)
             return 2
+        problems = [] if _is_action_server(command) else secret_problems()
+        if problems:
+            print(refusal(problems), file=sys.stderr)
+            return 1
         os.environ.update(env)
         os.execvp(command[0], command)
     print(__doc__, file=sys.stderr)

@@ -1,20 +1,21 @@
 # Production stack (issue 5): Redis tracker + lock store, PostgreSQL event broker.
 # Included by the Makefile (-include mk/*.mk). See README, "Production".
 #
-#   make run-prod      action server + Rasa with endpoints.prod.yml / credentials.prod.yml,
-#                      stores from REDIS_URL / DATABASE_URL (defaults: localhost:6379,
-#                      postgresql://postgres@localhost:5432/bakame, created if missing)
-#   make prod-env      print the environment endpoints.prod.yml is filled from
+#   make run-prod      action server (loopback only) + Rasa with endpoints.prod.yml /
+#                      credentials.prod.yml, stores from REDIS_URL / DATABASE_URL (defaults:
+#                      localhost:6379, postgresql://postgres@localhost:5432/bakame, created if
+#                      missing); refuses to start without TWILIO_AUTH_TOKEN, SENDER_ID_SECRET,
+#                      RASA_AUTH_TOKEN (environment or .env)
+#   make prod-env      print the environment endpoints.prod.yml is filled from (passwords masked)
 #   make health        health of a running stack (Rasa side + action server /healthz)
 #   make report        programme report from the events table -> reports/ (CSV + PNG)
 #   make test-integration   only the integration tests (real Redis + PostgreSQL)
 
 .PHONY: run-prod prod-env health report test-integration
 
-run-prod: train
-	@prod_env="$$($(PY) -m infra.settings)" && eval "$$prod_env" && \
-	  $(PY) -m infra.settings prepare && \
-	  ENDPOINTS=endpoints.prod.yml CREDENTIALS=credentials.prod.yml scripts/run.sh
+# Checks the secrets before training, so a missing one is said at once.
+run-prod: setup
+	@scripts/run.sh prod
 
 prod-env: setup
 	@$(PY) -m infra.settings

@@ -320,5 +320,9 @@ def test_settings_command_line():
     ran = subprocess.run([sys.executable, "-m", "infra.settings", "exec", "--", sys.executable, "-c",
                           "import os; print(os.environ['REDIS_PORT'], os.environ['POSTGRES_DB'])"],
                          capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "REDIS_URL": "redis://r:7/0", "DATABASE_URL": ""}, timeout=60)
+                         env={**os.environ, "REDIS_URL": "redis://r:7/0", "DATABASE_URL": "",
+                              # exec starts production servers: only with the secrets (infra.settings)
+                              "TWILIO_AUTH_TOKEN": "compose-test-twilio-token", "TWILIO_VALIDATE_SIGNATURE": "true",
+                              "SENDER_ID_SECRET": "compose-test-sender-secret", "RASA_AUTH_TOKEN": "compose-test-api-token"},
+                         timeout=60)
     assert ran.stdout.split() == ["7", "bakame"]

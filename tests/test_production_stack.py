@@ -56,6 +56,12 @@ SYNC_TIMEOUT = 120
 TRY_AGAIN = {lang: message_text("try_again_later", lang) for lang in ("en", "rw")}
 
 
+# What a production start requires (infra.settings.secret_problems): real-looking values.
+API_TOKEN = "prod-stack-api-token-0123456789"
+PRODUCTION_SECRETS = {"TWILIO_AUTH_TOKEN": "prod-stack-twilio-token-0123456789",
+                      "SENDER_ID_SECRET": "prod-stack-sender-secret-0123456789", "RASA_AUTH_TOKEN": API_TOKEN}
+
+
 def new_sender(prefix: str = "prod") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -311,14 +317,15 @@ class RasaServer:
 
     def start(self) -> "RasaServer":
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--enable-api", "--port", str(self.port),
+            [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--enable-api", "--auth-token", API_TOKEN,
+             "--port", str(self.port),
              "--credentials", str(ROOT / "credentials.prod.yml"), "--endpoints", str(ROOT / "endpoints.prod.yml")],
             cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
         )
         return self
 
     def wait_ready(self) -> "RasaServer":
-        wait_for(f"{self.url}/status", self.process, self.log, timeout=RASA_READY_TIMEOUT,
+        wait_for(f"{self.url}/status?token={API_TOKEN}", self.process, self.log, timeout=RASA_READY_TIMEOUT,
                  ok=lambda r: r.ok and r.json().get("model_file"))
         return self
 
@@ -328,6 +335,7 @@ class RasaServer:
 
     def post(self, sender: str, text: str) -> requests.Response:
         return requests.post(f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+                             headers={"Authorization": f"Bearer {API_TOKEN}"},
                              timeout=120)
 
     def say(self, sender: str, text: str) -> List[dict]:
@@ -339,7 +347,7 @@ class RasaServer:
         return [m.get("text", "") for m in self.say(sender, text)]
 
     def tracker(self, sender: str) -> dict:
-        response = requests.get(f"{self.url}/conversations/{sender}/tracker", timeout=60)
+        response = requests.get(f"{self.url}/conversations/{sender}/tracker", params={"token": API_TOKEN}, timeout=60)
         response.raise_for_status()
         return response.json()
 
@@ -350,7 +358,7 @@ class ProductionStack:
         self.redis = redis_server
         self.pg = pg
         base = stack_env(workdir, REDIS_URL=redis_server.url, DATABASE_URL=pg.url, PROGRESS_DB_URL=pg.url,
-                         TWILIO_VALIDATE_SIGNATURE="false", SENDER_ID_SECRET="test-secret")
+                         **PRODUCTION_SECRETS)
         self.actions = Stack(workdir=workdir, env=base)
         base["ACTION_ENDPOINT_URL"] = f"http://127.0.0.1:{self.actions.actions_port}/webhook"
         self.env = {**base, **production_env(base)}
