@@ -29,17 +29,41 @@ grammar_check.warm_up()
 ASKED = "_asked"
 
 
-async def _send(reply: Reply, language: Text, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+# Metadata key of the bot message that carries a graded answer's outcome. Rasa keeps a
+# message's extra keys as the BotUttered event's metadata, so the grading reaches the event
+# stream (PostgreSQL) as it was decided; `make report` counts it instead of re-grading.
+GRADED = "graded"
+
+
+def graded_record(module: Text, reply: Reply, state_before: Dict[Text, Any], level_before: int) -> Optional[Dict[Text, Any]]:
+    """What the event stream keeps of a graded answer (None when the turn was not graded)."""
+    if reply.outcome is None:
+        return None
+    problem = state_before.get("problem") if isinstance(state_before.get("problem"), dict) else {}
+    try:
+        level = int(problem.get("level") or level_before or 1)
+    except (TypeError, ValueError):
+        level = int(level_before or 1)
+    return {"module": module, "correct": bool(reply.outcome), "level": level,
+            "first_try": not state_before.get("tries")}
+
+
+async def _send(reply: Reply, language: Text, dispatcher: CollectingDispatcher, tracker: Tracker,
+                graded: Optional[Dict[Text, Any]] = None) -> None:
     """Sends the tutor's messages; the LLM may replace one of them, never blocking the turn
-    for longer than its timeout and never showing its failure (the offline text stays)."""
+    for longer than its timeout and never showing its failure (the offline text stays).
+    ``graded`` rides on the first message (see :data:`GRADED`)."""
     texts = list(reply.messages)
     task = reply.llm_task
     if task is not None and 0 <= task.replace_index < len(texts):
         richer = await get_llm().complete(task, language, learner_name=tracker.get_slot("name"))
         if richer:
             texts[task.replace_index] = richer
-    for text in texts:
-        dispatcher.utter_message(text=text)
+    for i, text in enumerate(texts):
+        if i == 0 and graded is not None:
+            dispatcher.utter_message(text=text, **{GRADED: graded})
+        else:
+            dispatcher.utter_message(text=text)
 
 
 async def _save(tracker: Tracker, module: Text, reply: Reply) -> None:
@@ -99,8 +123,9 @@ class ValidateTutorForm(FormValidationAction):
             return {"answer": None}
         language = language_of(tracker)
         progress = await learner_store.load(learner_id(tracker), module)
-        reply = get_tutor(module).answer(value, language, progress, _state(tracker))
-        await _send(reply, language, dispatcher, tracker)
+        state_before, level_before = _state(tracker), progress.level
+        reply = get_tutor(module).answer(value, language, progress, state_before)
+        await _send(reply, language, dispatcher, tracker, graded_record(module, reply, state_before, level_before))
         await _save(tracker, module, reply)
         return {"answer": None, "tutor_state": dict(reply.state, **{ASKED: True})}
 

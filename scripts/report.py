@@ -23,9 +23,11 @@ Definitions:
 * **latency**: from the ``user`` event to the next ``action_listen`` (the whole turn in
   Rasa, action server calls included; Twilio's own network time is not in it);
 * **fallback**: turns whose intent was ``nlu_fallback`` or that ran ``action_handle_fallback``;
-* **math accuracy**: a math answer is graded when the tutor's state moved on (same
-  problem with a second try, or a new problem); right/wrong is decided as the tutor did
-  (``actions.answer_check.check_math_answer`` on the answer and the problem's answer);
+* **math accuracy**: the outcome the tutor recorded when it graded the answer (the
+  ``graded`` metadata of its first reply message: module, correct, problem level), so a later
+  change of the answer checker never rewrites history. Events written before outcomes were
+  recorded are reconstructed from the tutor state (same problem with a second try, or a new
+  problem; right/wrong by ``actions.answer_check.check_math_answer``);
 * **sessions**: ``session_started`` events; **learners**: distinct conversations with at
   least one turn that day; **new**: first turn ever in the data.
 
@@ -183,6 +185,7 @@ class Turn:
     module_after: Optional[str] = None
     latency: Optional[float] = None
     ended: bool = False
+    graded: Optional[Dict[str, Any]] = None  # the outcome the tutor recorded (bot message metadata)
 
     @property
     def module(self) -> str:
@@ -194,7 +197,21 @@ class Turn:
         return self.intent == "nlu_fallback" or "action_handle_fallback" in self.actions
 
     def math_outcome(self) -> Optional[Tuple[int, bool]]:
-        """``(problem level, correct)`` if this turn was a graded math answer, else None."""
+        """``(problem level, correct)`` if this turn was a graded math answer, else None.
+
+        The outcome the tutor recorded in the event stream when it graded the answer
+        (``graded`` metadata, actions/module_actions.py); events written before outcomes were
+        recorded are reconstructed from the tutor state as before."""
+        if self.graded is not None:
+            if self.graded.get("module") != "math":
+                return None
+            try:
+                return int(self.graded.get("level") or 1), bool(self.graded.get("correct"))
+            except (TypeError, ValueError):
+                return None
+        return self._reconstructed_math_outcome()
+
+    def _reconstructed_math_outcome(self) -> Optional[Tuple[int, bool]]:
         before, after = self.state_before, self.state_after
         if not isinstance(before, dict) or not isinstance(after, dict):
             return None
@@ -280,6 +297,10 @@ def analyse(rows: Iterable[Tuple[int, str, Dict[str, Any]]], utc_offset: float =
                         turn.answer = value
                     elif name == "tutor_state":
                         turn.state_after = value
+            elif kind == "bot" and turn is not None and not turn.ended:
+                graded = (event.get("metadata") or {}).get("graded") if isinstance(event.get("metadata"), dict) else None
+                if isinstance(graded, dict):
+                    turn.graded = graded
             elif kind == "action" and turn is not None and not turn.ended:
                 name = event.get("name") or ""
                 if name == "action_listen":

@@ -250,3 +250,20 @@ def test_command_line(databases, tmp_path):
                           "postgresql://postgres@127.0.0.1:1/none", "--out", str(tmp_path / "bad")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "could not read the events" in bad.stderr
+
+
+def test_recorded_outcomes_win_over_regrading_with_todays_checker(tmp_path):
+    """A checker change must not rewrite history: the outcome recorded by the tutor counts."""
+    s = Stream("e" * 64, DAY1).session()
+    s.user("math", "start_math").action("action_start_module").add("bot", text="Q1") \
+        .slot("active_module", "math").slot("tutor_state", math_state("l3:a", 7, level=3))
+    # today's checker would call "banana" wrong; the tutor of the day graded it right at level 3
+    s.user("banana").slot("answer", "banana").action("tutor_form") \
+        .add("bot", text="Right", metadata={"graded": {"module": "math", "correct": True, "level": 3}}) \
+        .slot("tutor_state", math_state("l3:b", 9, level=3)).listen(0.5)
+    # a graded reading answer is not a math answer
+    s.user("ku isoko").slot("answer", "ku isoko").action("tutor_form") \
+        .add("bot", text="Yes", metadata={"graded": {"module": "reading", "correct": False, "level": 1}}).listen(0.5)
+    analysis = report.analyse((i, e["sender_id"], e) for i, e in enumerate(s.events))
+    outcomes = [t.math_outcome() for t in analysis.turns]
+    assert outcomes == [None, (3, True), None]

@@ -82,3 +82,19 @@ def test_debate_round_in_kinyarwanda(assistant):
     replies = assistant.texts(sender, "ndabyemera kuko bituma abanyeshuri bagira isuku, urugero ku ishuri ryacu")
     assert len(replies) >= 2, replies  # structure feedback, then a counter-argument and an invitation
     assert assistant.slot(sender, "language") == "rw"
+
+
+def test_graded_outcomes_are_recorded_in_the_event_stream(assistant):
+    """Each graded answer leaves its outcome (module, correct, level) on the tutor's reply
+    event, so the report counts what the tutor decided rather than re-grading."""
+    sender = new_sender()
+    assistant.texts(sender, "let's do math")
+    assistant.texts(sender, str(current_answer(assistant, sender)))       # right, first try
+    assistant.texts(sender, str(current_answer(assistant, sender) + 1))   # wrong, first try
+    assistant.texts(sender, "I don't know")                               # a hint: not graded
+    import requests
+
+    events = requests.get(f"{assistant.url}/conversations/{sender}/tracker", timeout=30).json()["events"]
+    graded = [e["metadata"]["graded"] for e in events if e["event"] == "bot" and "graded" in (e.get("metadata") or {})]
+    assert graded == [{"module": "math", "correct": True, "level": 1, "first_try": True},
+                      {"module": "math", "correct": False, "level": 1, "first_try": True}]
