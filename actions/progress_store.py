@@ -512,7 +512,9 @@ class ProgressStore:
                 if await self._flush() is not None:
                     return
             except ProgressStoreError:
-                pass
+                pass  # the database: retried in the background
+            except Exception:  # noqa: BLE001 - the spool file: the write is queued, keep the turn going
+                logger.exception("progress queue flush failed")
         self._kick()
 
     async def flush(self) -> int:
@@ -695,6 +697,8 @@ class ProgressStore:
                     query = query.where(learner_progress.c.module == module)
                 rows = (await conn.execute(query.order_by(learner_progress.c.module))).fetchall()
                 view.modules = {row.module: _row_to_progress(row) for row in rows}
+                if module is not None:
+                    view.modules.setdefault(module, Progress())  # no row: the database says fresh
                 view.complete = module is None
             applied = set()
             if keys:

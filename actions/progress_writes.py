@@ -162,7 +162,12 @@ def apply_write(view: LearnerView, learner_id: str, write: Dict[str, Any]) -> Le
     """``view`` with one decoded write applied (in place; returned for convenience)."""
     if write["kind"] == PROGRESS:
         module = write["module"]
-        view.modules[module] = merge(view.modules.get(module), write["base"], write["state"])
+        current = view.modules.get(module)
+        if current is None and not view.complete:
+            # Not known here (e.g. restarted while the database is down): show what the
+            # writer started from; the database row decides when the write is applied.
+            current = write["base"]
+        view.modules[module] = merge(current, write["base"], write["state"])
     elif write["kind"] == PROFILE:
         view.profile = apply_profile(view.profile, learner_id, write)
         view.profile_known = True

@@ -305,7 +305,7 @@ def test_hashed_and_ordinary_ids_are_accepted(good_id):
 @pytest.mark.asyncio
 async def test_sqlite_file_layout(tmp_path):
     path = tmp_path / "nested" / "dir" / "p.db"
-    store = ProgressStore(f"sqlite:///{path}")
+    store = ProgressStore(f"sqlite:///{path}", spool_path=str(tmp_path / "q.sqlite"))
     learner = new_id()
     try:
         await store.save(learner, "math", sample_progress())
@@ -364,6 +364,7 @@ async def test_sslmode_becomes_asyncpg_ssl(monkeypatch):
 async def test_get_store_is_process_wide(monkeypatch, tmp_path):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("PROGRESS_DB_URL", f"sqlite:///{tmp_path / 'g.db'}")
+    monkeypatch.setenv("PROGRESS_SPOOL_PATH", str(tmp_path / "g-queue.sqlite"))
     reset_store()
     try:
         store = get_store()
