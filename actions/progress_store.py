@@ -466,14 +466,34 @@ class ProgressStore:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
 
-    async def _enqueue(self, learner_id: str, write: Dict[str, Any]) -> str:
+    async def _write(self, learner_id: str, write: Dict[str, Any]) -> None:
+        """Apply the write, or queue it durably when that cannot be done now.
+
+        Nothing queued and the database answering: applied directly, in one transaction
+        that records its key -- as safe as the queue (committed, or else queued under the
+        same key, so an ambiguous failure is not applied twice) and without the queue's two
+        fsyncs per turn (measured here: 36 ms per save through the queue, 7-13 ms direct,
+        8 ms for the plain upsert before the queue existed)."""
         self._bind_loop()
+        assert self._flush_lock is not None
         key = uuid.uuid4().hex
+        if self._db_usable() and not self._flush_lock.locked():
+            async with self._flush_lock:  # the flusher cannot move anything meanwhile
+                if not await asyncio.to_thread(self.spool.pending):
+                    try:
+                        await self._apply(key, learner_id, decode(encode(write)))  # as if queued
+                        self._db_ok()
+                        return
+                    except Exception as exc:  # driver/network errors are not all wrapped
+                        self._db_failed(exc)
+        await self._enqueue(key, learner_id, write)
+        await self._apply_soon()
+
+    async def _enqueue(self, key: str, learner_id: str, write: Dict[str, Any]) -> None:
         try:
             await asyncio.to_thread(self.spool.append, [(key, learner_id, encode(write))])
         except Exception as exc:  # disk full, unwritable path: the write cannot be kept
             raise ProgressStoreError(f"could not queue the write: {type(exc).__name__}") from exc
-        return key
 
     async def _queued(self, learner_id: str) -> List[Tuple[str, Dict[str, Any]]]:
         """This learner's queued writes not yet applied, oldest first."""
@@ -724,9 +744,8 @@ class ProgressStore:
         learner_id, module = validate_learner_id(learner_id), _validate_module(module)
         base = self._handed.pop((learner_id, module), None)
         write = progress_write(module, base, progress, _now())  # also validates progress
-        await self._enqueue(learner_id, write)
         self._hand_out(learner_id, module, progress)  # a save right after builds on this one
-        await self._apply_soon()
+        await self._write(learner_id, write)
 
     async def summary(self, learner_id: str) -> Dict[str, Progress]:
         """Every module's progress for this learner, keyed by module. Database unreachable:
@@ -755,8 +774,7 @@ class ProgressStore:
         learner_id = validate_learner_id(learner_id)
         name = _clean_name(name) if name is not None else None
         language = _clean_language(language) if language is not None else None
-        await self._enqueue(learner_id, profile_write(name, language, _now()))
-        await self._apply_soon()
+        await self._write(learner_id, profile_write(name, language, _now()))
 
     # ------------------------------------------------------------------ erasure
     async def forget(self, learner_id: str) -> bool:
@@ -770,8 +788,7 @@ class ProgressStore:
         self._remember(learner_id, lambda known: apply_write(known, learner_id, forget_write(_now())))
         for key in [key for key in self._handed if key[0] == learner_id]:
             del self._handed[key]
-        await self._enqueue(learner_id, forget_write(_now()))
-        await self._apply_soon()
+        await self._write(learner_id, forget_write(_now()))
         return not await asyncio.to_thread(self.spool.of_sender, learner_id)
 
     async def delete_learner(self, learner_id: str) -> None:

@@ -240,14 +240,18 @@ async def test_a_crash_between_commit_and_dequeue_counts_once(db_url, tmp_path, 
     learner = new_id()
     store = ProgressStore(db_url, spool_path=spool)
     await store.save(learner, "math", Progress(attempts=1, correct=1, points=10))
-    progress = await store.load(learner, "math")
-    progress.attempts, progress.correct, progress.points = 2, 2, 20
+    offline = ProgressStore(unreachable(), spool_path=spool)  # restarted during an outage
+    progress = await offline.load(learner, "math")  # nothing known: fresh, so its answers add up
+    progress.attempts, progress.correct, progress.points = 1, 1, 10
+    await offline.save(learner, "math", progress)
+    await offline.dispose()
 
     def crash(seqs):
         raise OSError("killed before the spool delete")
 
     monkeypatch.setattr(store.spool, "remove", crash)
-    await store.save(learner, "math", progress)  # committed, still queued
+    with pytest.raises(OSError):
+        await store.flush()  # committed, still queued
     assert store.pending_writes() == 1
     assert (await store.load(learner, "math")).points == 20  # not 30: the queued copy is known applied
     await store.dispose()
@@ -258,6 +262,20 @@ async def test_a_crash_between_commit_and_dequeue_counts_once(db_url, tmp_path, 
     assert restarted.pending_writes() == 0
     assert (await restarted.load(learner, "math")) == Progress(attempts=2, correct=2, points=20)
     await restarted.dispose()
+
+
+async def test_a_new_write_goes_behind_waiting_ones_even_with_the_database_up(tmp_path):
+    spool = str(tmp_path / "q.sqlite")
+    learner = new_id()
+    offline = ProgressStore(unreachable(), spool_path=spool)
+    await offline.save(learner, "math", Progress(points=10))
+    await offline.dispose()
+    online = ProgressStore(f"sqlite:///{tmp_path / 'p.db'}", spool_path=spool)
+    await online.save(learner, "math", Progress(points=20))  # must not be overtaken by the older 10
+    await online.flush()
+    assert online.pending_writes() == 0
+    assert (await online.load(learner, "math")).points == 20
+    await online.dispose()
 
 
 # ----------------------------------------------------------------------- the merge rule
