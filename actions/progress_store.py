@@ -479,7 +479,7 @@ class ProgressStore:
         key = uuid.uuid4().hex
         if self._db_usable() and not self._flush_lock.locked():
             async with self._flush_lock:  # the flusher cannot move anything meanwhile
-                if not await asyncio.to_thread(self.spool.pending):
+                if await self._queue_is_empty():
                     try:
                         await self._apply(key, learner_id, decode(encode(write)))  # as if queued
                         self._db_ok()
@@ -488,6 +488,13 @@ class ProgressStore:
                         self._db_failed(exc)
         await self._enqueue(key, learner_id, write)
         await self._apply_soon()
+
+    async def _queue_is_empty(self) -> bool:
+        try:
+            return not await asyncio.to_thread(self.spool.pending)
+        except Exception:  # noqa: BLE001 - unreadable queue: the database is the only place left
+            logger.exception("progress queue unreadable")
+            return True
 
     async def _enqueue(self, key: str, learner_id: str, write: Dict[str, Any]) -> None:
         try:
@@ -498,7 +505,11 @@ class ProgressStore:
     async def _queued(self, learner_id: str) -> List[Tuple[str, Dict[str, Any]]]:
         """This learner's queued writes not yet applied, oldest first."""
         self._bind_loop()
-        rows = await asyncio.to_thread(self.spool.of_sender, learner_id)
+        try:
+            rows = await asyncio.to_thread(self.spool.of_sender, learner_id)
+        except Exception:  # noqa: BLE001 - unreadable queue: read the database alone
+            logger.exception("progress queue unreadable")
+            rows = []
         writes = []
         for _seq, key, _sender, data in rows:
             if key in self._applied_not_dequeued:
@@ -546,16 +557,17 @@ class ProgressStore:
     async def _flush(self) -> Optional[int]:
         """Queued writes into the database, in order; ``None`` if another flusher holds the spool."""
         assert self._flush_lock is not None
+        spool = self.spool  # opened (its directory made) before the lock file beside it
         async with self._flush_lock:
             with FlusherLock(self._lock_path) as leader:
                 if not leader:
                     return None
                 total = 0
                 while True:
-                    rows = await asyncio.to_thread(self.spool.head, FLUSH_BATCH)
+                    rows = await asyncio.to_thread(spool.head, FLUSH_BATCH)
                     if not rows:
-                        self._db_ok()
-                        if total:
+                        if total:  # the database took them
+                            self._db_ok()
                             await self._prune_write_keys()
                         return total
                     total += await self._apply_rows(rows)
@@ -588,10 +600,13 @@ class ProgressStore:
         if time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + 3600
-        engine = await self._get_engine()
-        async with engine.begin() as conn:
-            await conn.execute(delete(learner_progress_writes).where(
-                learner_progress_writes.c.applied_at < _now() - WRITE_KEYS_KEPT))
+        try:
+            engine = await self._get_engine()
+            async with engine.begin() as conn:
+                await conn.execute(delete(learner_progress_writes).where(
+                    learner_progress_writes.c.applied_at < _now() - WRITE_KEYS_KEPT))
+        except Exception as exc:  # noqa: BLE001 - housekeeping: next hour
+            logger.warning("could not prune applied progress write keys: %s", type(exc).__name__)
 
     async def _flush_loop(self) -> None:
         while await asyncio.to_thread(self.spool.pending):

@@ -5,6 +5,8 @@ The outage tests stop and restart a PRIVATE PostgreSQL cluster (tests/services.p
 the real math tutor through the Rasa actions, as the action server does. The ordering and
 idempotency tests also run on SQLite.
 """
+import asyncio
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -126,6 +128,23 @@ async def test_math_answers_during_an_outage_are_in_the_table_once_afterwards(ac
     assert progress_store.get_store().pending_writes() == 0
     assert rows(pg.url, learner) == [("math", 5, 5, points, 2)]
     assert await my_score(learner, slots) == during
+    await progress_store.get_store().dispose()
+
+
+async def test_my_score_when_nothing_is_known_during_an_outage_is_not_not_started(actions_env, tmp_path):
+    pg = actions_env
+    learner = new_id()
+    other_process = ProgressStore(pg.url, spool_path=str(tmp_path / "other.sqlite"))
+    await other_process.save(learner, "math", Progress(attempts=2, correct=2, points=20))
+    await other_process.dispose()
+    pg.stop()
+    said = await my_score(learner, {"language": "rw"})
+    assert said == messages.text("progress_unavailable", "rw")
+    pg.start()
+    deadline = time.monotonic() + 60  # the store asks the database again after its backoff
+    while "amanota 20" not in (said := await my_score(learner, {"language": "rw"})):
+        assert time.monotonic() < deadline, said
+        await asyncio.sleep(0.1)
     await progress_store.get_store().dispose()
 
 
