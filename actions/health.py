@@ -5,8 +5,10 @@ rasa-sdk's own ``GET /health`` only says the process is up. ``/healthz`` answers
     {"status": "ok" | "degraded",
      "checks": {"progress_db": {...}, "redis": {...}, "llm": {...}}}
 
-HTTP 200 for ``ok`` and ``degraded`` (the action server still answers: progress falls back
-to defaults when its database is down, tutors use offline texts when the LLM is off or
+``progress_db.queued_writes`` is the number of progress writes waiting in the local queue
+for the database (0 when all is well). HTTP 200 for ``ok`` and ``degraded`` (the action
+server still answers: progress writes are queued and reads use the last known state when
+its database is down, tutors use offline texts when the LLM is off or
 failing), 503 if a check itself crashed. ``?probe=0`` skips the LLM network probe.
 
 The route is added through rasa-sdk's plugin hook (``attach_sanic_app_extensions``), which
@@ -45,9 +47,17 @@ async def healthz(request: Request) -> HTTPResponse:
     except Exception as exc:  # noqa: BLE001
         logger.exception("health check failed")
         return response.json({"status": "down", "error": type(exc).__name__}, status=503)
+    try:
+        from actions.progress_store import get_store
+
+        progress_db["queued_writes"] = await asyncio.to_thread(get_store().pending_writes)
+    except Exception as exc:  # noqa: BLE001 - the queue file itself is unusable
+        progress_db["queued_writes"] = None
+        progress_db["queue_error"] = type(exc).__name__
     if progress_db["status"] == "down":
         progress_db["status"] = "degraded"
-        progress_db["detail"] = "unreachable: progress is not saved (" + progress_db.get("detail", "") + ")"
+        progress_db["detail"] = ("unreachable: progress writes wait in the local queue ("
+                                 + progress_db.get("detail", "") + ")")
     checks = {"progress_db": progress_db, "redis": redis_check, "llm": llm}
     return response.json({"status": health.overall(checks), "checks": checks}, status=200)
 

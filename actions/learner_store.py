@@ -1,7 +1,8 @@
 """The actions' access to the progress store: a database problem never breaks a turn.
 
-The learner still gets an answer when the store is unreachable; the failure is logged
-(without learner data) and progress for that turn starts from defaults.
+The store itself keeps writes in a local queue and reads the last known state while its
+database is down (``actions/progress_store.py``); what still fails here (the queue cannot be
+written, an invalid id) is logged without learner data and the turn goes on.
 """
 from __future__ import annotations
 
@@ -30,12 +31,13 @@ async def save(learner_id: Text, module: Text, progress: Progress) -> None:
         logger.warning("progress save failed for module %s: %s", module, exc)
 
 
-async def summary(learner_id: Text) -> Dict[Text, Progress]:
+async def summary(learner_id: Text) -> Optional[Dict[Text, Progress]]:
+    """Progress per module; ``None`` when it cannot be known now (never "not started")."""
     try:
         return await get_store().summary(learner_id)
     except _ERRORS as exc:
         logger.warning("progress summary failed: %s", exc)
-        return {}
+        return None
 
 
 async def load_profile(learner_id: Text) -> Optional[LearnerProfile]:

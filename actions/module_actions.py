@@ -164,8 +164,10 @@ class ActionStopModule(Action):
         return [SlotSet("active_module", None), SlotSet("tutor_state", None), SlotSet("answer", None)]
 
 
-def progress_report(summary: Dict[Text, Any], language: Optional[Text]) -> List[Text]:
+def progress_report(summary: Optional[Dict[Text, Any]], language: Optional[Text]) -> List[Text]:
     """One line per module the learner has tried, then the total points."""
+    if summary is None:  # not known right now: never tell a learner they have not started
+        return [messages.text("progress_unavailable", language)]
     lines = []
     total = 0
     for module in MODULES:

@@ -22,19 +22,39 @@ keyed hash of the phone number. Ids that look like raw phone numbers are refused
 with ``ValueError``: a phone number must never be stored.
 
 Datetimes come back timezone-aware in UTC (naive input is taken as UTC).
-Database failures raise :class:`ProgressStoreError`.
+
+**Nothing lost while the database is down.** Every write (``save``, ``save_profile``,
+``forget``) is first appended to a local SQLite queue (``infra/spool.py``, the same spool as
+the event broker's; ``PROGRESS_SPOOL_PATH``, default ``.spool/progress-<database>.sqlite``,
+one file per database), then applied to the database in queue order -- at once when it is
+reachable, else by a background task that retries with backoff, and by the next start if
+the process ends first. Each write has a key recorded in ``learner_progress_writes`` in the
+same transaction, so a write applied just before a crash is not applied twice. A progress
+write carries the state the tutor started from and the state it computed
+(``actions/progress_writes.py``): the counters of answers given during an outage are added
+to the row even if this process could not know the row's earlier state.
+
+Reads see the database with this learner's still-queued writes laid over it; with the
+database down, the last state this process read or wrote (in memory) with the same
+overlay. ``summary``/``load_profile`` raise :class:`ProgressStoreError` only when nothing at
+all is known; ``load`` then gives fresh progress (whose answers are added, not replacing).
+``pending_writes()`` is the queue depth (health checks).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import time
+import uuid
+from collections import OrderedDict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from sqlalchemy import (
     Column,
@@ -59,7 +79,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from actions.progress_writes import (
+    PROFILE,
+    PROGRESS,
+    LearnerProfile,
+    LearnerView,
+    apply_write,
+    copy_progress,
+    decode,
+    encode,
+    forget_write,
+    merge,
+    overlay,
+    profile_write,
+    progress_write,
+)
 from actions.tutoring.base import Progress
+from infra.spool import FlusherLock, Row, Spool
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +105,12 @@ MAX_MODULE_LEN = 64
 MAX_NAME_LEN = 100
 MAX_LANG_LEN = 8
 CONNECT_TIMEOUT = 5  # seconds; a turn must not hang on an unreachable database
+DEFAULT_SPOOL_DIR = ".spool"
+FLUSH_BATCH = 100  # queued writes read from the spool at a time
+FLUSH_RETRY = 0.2  # seconds between background flush attempts (at least)
+MAX_BACKOFF = 5.0  # seconds; longest pause between attempts while the database is down
+WRITE_KEYS_KEPT = timedelta(days=30)
+KNOWN_LEARNERS = 20_000  # learners whose last known state is kept in memory
 
 
 class ProgressStoreError(RuntimeError):
@@ -137,13 +179,14 @@ learner_profile = Table(
 )
 
 
-@dataclass
-class LearnerProfile:
-    learner_id: str
-    name: Optional[str] = None
-    language: Optional[str] = None
-    created_at: Optional[datetime] = None
-    updated_at: Optional[datetime] = None
+# Each applied queued write's key: a write left queued by a crash after its commit is
+# recognised and skipped, so it counts once.
+learner_progress_writes = Table(
+    "learner_progress_writes",
+    metadata,
+    Column("write_id", String(32), primary_key=True),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
 
 
 # --------------------------------------------------------------------------- validation
@@ -274,6 +317,7 @@ class ProgressStore:
         pool_size: int = 5,
         max_overflow: int = 10,
         echo: bool = False,
+        spool_path: Optional[str] = None,
     ) -> None:
         self.url = normalise_url(url or database_url_from_env())
         self.dialect = self.url.get_backend_name()
@@ -292,6 +336,24 @@ class ProgressStore:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._lock: Optional[asyncio.Lock] = None
         self._ready = False
+        # The local queue of writes: one per database (a queued write belongs to its database).
+        self.spool_path = Path(spool_path or os.environ.get("PROGRESS_SPOOL_PATH") or self._default_spool_path())
+        self._lock_path = self.spool_path.with_name(self.spool_path.name + ".flush.lock")
+        self._spool: Optional[Spool] = None
+        self._queue_loop: Optional[asyncio.AbstractEventLoop] = None
+        self._flush_lock: Optional[asyncio.Lock] = None
+        self._flusher: Optional[asyncio.Task] = None
+        self._applied_not_dequeued: Set[str] = set()
+        self._next_try = 0.0
+        self._next_prune = 0.0
+        self.failures = 0  # consecutive database failures
+        # Last known database state per learner (LRU) and what load() last handed out.
+        self._known: "OrderedDict[str, LearnerView]" = OrderedDict()
+        self._handed: "OrderedDict[Tuple[str, str], Progress]" = OrderedDict()
+
+    def _default_spool_path(self) -> Path:
+        target = f"{self.url.render_as_string(hide_password=True)}#{self.schema or ''}"
+        return Path(DEFAULT_SPOOL_DIR) / f"progress-{hashlib.sha256(target.encode()).hexdigest()[:12]}.sqlite"
 
     def __repr__(self) -> str:
         return f"ProgressStore({self.url.render_as_string(hide_password=True)!r}, schema={self.schema!r})"
@@ -369,126 +431,400 @@ class ProgressStore:
         return pg_insert if self.dialect == "postgresql" else sqlite_insert
 
     async def dispose(self) -> None:
-        """Close pooled connections (call on shutdown, on the serving loop)."""
+        """Stop the background flusher and close pooled connections (call on shutdown, on
+        the serving loop). Writes still queued stay in the spool for the next start."""
+        flusher, self._flusher, self._queue_loop = self._flusher, None, None
+        if flusher is not None and not flusher.done() and flusher.get_loop() is asyncio.get_running_loop():
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
         engine, self._engine, self._loop = self._engine, None, None
         if engine is not None:
             await engine.dispose()
 
-    # ------------------------------------------------------------------ progress
-    async def load(self, learner_id: str, module: str) -> Progress:
-        """The stored progress, or a fresh ``Progress()`` for a new learner/module."""
-        learner_id, module = validate_learner_id(learner_id), _validate_module(module)
-        try:
-            engine = await self._get_engine()
-            async with engine.connect() as conn:
-                result = await conn.execute(
-                    select(learner_progress).where(
-                        learner_progress.c.learner_id == learner_id,
-                        learner_progress.c.module == module,
-                    )
-                )
-                row = result.first()
-        except Exception as exc:  # driver/network errors are not all wrapped
-            raise ProgressStoreError(f"could not load progress: {type(exc).__name__}") from exc
-        return _row_to_progress(row) if row is not None else Progress()
+    # ------------------------------------------------------------------ queue
+    @property
+    def spool(self) -> Spool:
+        """The local queue of writes (opened on first use)."""
+        if self._spool is None:
+            self._spool = Spool(self.spool_path)
+        return self._spool
 
-    async def save(self, learner_id: str, module: str, progress: Progress) -> None:
-        """Insert or replace the (learner_id, module) row."""
-        learner_id, module = validate_learner_id(learner_id), _validate_module(module)
-        values = _progress_values(progress)
-        values["updated_at"] = _now()
-        insert = self._insert()
-        stmt = insert(learner_progress).values(learner_id=learner_id, module=module, **values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[learner_progress.c.learner_id, learner_progress.c.module],
-            set_={key: stmt.excluded[key] for key in values},
-        )
+    def pending_writes(self) -> int:
+        """Writes queued locally, not yet in the database (0 when all is well)."""
+        return self.spool.pending()
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._queue_loop is not loop:  # asyncio primitives belong to one loop
+            self._queue_loop, self._flush_lock, self._flusher = loop, asyncio.Lock(), None
+            self._kick()  # a previous run may have left writes in the spool
+        return loop
+
+    def _kick(self) -> None:
+        """Make sure the background flusher runs (it stops when the queue is empty)."""
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _write(self, learner_id: str, write: Dict[str, Any]) -> None:
+        """Apply the write, or queue it durably when that cannot be done now.
+
+        Nothing queued and the database answering: applied directly, in one transaction
+        that records its key -- as safe as the queue (committed, or else queued under the
+        same key, so an ambiguous failure is not applied twice) and without the queue's two
+        fsyncs per turn (measured here: 36 ms per save through the queue, 7-13 ms direct,
+        8 ms for the plain upsert before the queue existed)."""
+        self._bind_loop()
+        assert self._flush_lock is not None
+        key = uuid.uuid4().hex
+        if self._db_usable() and not self._flush_lock.locked():
+            async with self._flush_lock:  # the flusher cannot move anything meanwhile
+                if await self._queue_is_empty():
+                    try:
+                        await self._apply(key, learner_id, decode(encode(write)))  # as if queued
+                        self._db_ok()
+                        return
+                    except Exception as exc:  # driver/network errors are not all wrapped
+                        self._db_failed(exc)
+        await self._enqueue(key, learner_id, write)
+        await self._apply_soon()
+
+    async def _queue_is_empty(self) -> bool:
+        try:
+            return not await asyncio.to_thread(self.spool.pending)
+        except Exception:  # noqa: BLE001 - unreadable queue: the database is the only place left
+            logger.exception("progress queue unreadable")
+            return True
+
+    async def _enqueue(self, key: str, learner_id: str, write: Dict[str, Any]) -> None:
+        try:
+            await asyncio.to_thread(self.spool.append, [(key, learner_id, encode(write))])
+        except Exception as exc:  # disk full, unwritable path: the write cannot be kept
+            raise ProgressStoreError(f"could not queue the write: {type(exc).__name__}") from exc
+
+    async def _queued(self, learner_id: str) -> List[Tuple[str, Dict[str, Any]]]:
+        """This learner's queued writes not yet applied, oldest first."""
+        self._bind_loop()
+        try:
+            rows = await asyncio.to_thread(self.spool.of_sender, learner_id)
+        except Exception:  # noqa: BLE001 - unreadable queue: read the database alone
+            logger.exception("progress queue unreadable")
+            rows = []
+        writes = []
+        for _seq, key, _sender, data in rows:
+            if key in self._applied_not_dequeued:
+                continue
+            try:
+                writes.append((key, decode(data)))
+            except ValueError:
+                continue  # the flusher drops it
+        return writes
+
+    def _db_usable(self) -> bool:
+        return time.monotonic() >= self._next_try
+
+    def _db_failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        # After a failure, turns read the last known state without waiting for the database.
+        self._next_try = time.monotonic() + min(MAX_BACKOFF, 0.25 * 2 ** min(self.failures - 1, 10))
+        if self.failures == 1:
+            logger.warning("progress database unavailable (%s); writes wait in %s",
+                           type(exc).__name__, self.spool_path)
+
+    def _db_ok(self) -> None:
+        if self.failures:
+            logger.warning("progress database is back after %d failure(s)", self.failures)
+        self.failures, self._next_try = 0, 0.0
+
+    async def _apply_soon(self) -> None:
+        """Apply the queue now if the database looks reachable, else in the background."""
+        if self._db_usable():
+            try:
+                if await self._flush() is not None:
+                    return
+            except ProgressStoreError:
+                pass  # the database: retried in the background
+            except Exception:  # noqa: BLE001 - the spool file: the write is queued, keep the turn going
+                logger.exception("progress queue flush failed")
+        self._kick()
+
+    async def flush(self) -> int:
+        """Apply every queued write now (scripts, tests); how many were applied.
+        ``ProgressStoreError`` if the database is unreachable (the writes stay queued)."""
+        self._bind_loop()
+        return await self._flush() or 0
+
+    async def _flush(self) -> Optional[int]:
+        """Queued writes into the database, in order; ``None`` if another flusher holds the spool."""
+        assert self._flush_lock is not None
+        spool = self.spool  # opened (its directory made) before the lock file beside it
+        async with self._flush_lock:
+            with FlusherLock(self._lock_path) as leader:
+                if not leader:
+                    return None
+                total = 0
+                while True:
+                    rows = await asyncio.to_thread(spool.head, FLUSH_BATCH)
+                    if not rows:
+                        if total:  # the database took them
+                            self._db_ok()
+                            await self._prune_write_keys()
+                        return total
+                    total += await self._apply_rows(rows)
+
+    async def _apply_rows(self, rows: List[Row]) -> int:
+        done: List[Tuple[int, str]] = []
+        try:
+            for seq, key, learner_id, data in rows:
+                try:
+                    write = decode(data)
+                except ValueError as exc:  # can never be applied: must not block the queue
+                    logger.error("dropping a queued progress write: %s", exc)
+                    done.append((seq, key))
+                    continue
+                try:
+                    await self._apply(key, learner_id or "", write)
+                except Exception as exc:  # driver/network errors are not all wrapped
+                    self._db_failed(exc)
+                    raise ProgressStoreError(f"could not apply queued writes: {type(exc).__name__}") from exc
+                self._applied_not_dequeued.add(key)
+                done.append((seq, key))
+        finally:
+            if done:
+                await asyncio.to_thread(self.spool.remove, [seq for seq, _ in done])
+                self._applied_not_dequeued.difference_update(key for _, key in done)
+        return len(done)
+
+    async def _prune_write_keys(self) -> None:
+        """Drop old applied-write keys (a crash leaves a write queued for minutes, not weeks)."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
         try:
             engine = await self._get_engine()
             async with engine.begin() as conn:
-                await conn.execute(stmt)
-        except Exception as exc:  # driver/network errors are not all wrapped
-            raise ProgressStoreError(f"could not save progress: {type(exc).__name__}") from exc
+                await conn.execute(delete(learner_progress_writes).where(
+                    learner_progress_writes.c.applied_at < _now() - WRITE_KEYS_KEPT))
+        except Exception as exc:  # noqa: BLE001 - housekeeping: next hour
+            logger.warning("could not prune applied progress write keys: %s", type(exc).__name__)
+
+    async def _flush_loop(self) -> None:
+        while await asyncio.to_thread(self.spool.pending):
+            await asyncio.sleep(max(FLUSH_RETRY, self._next_try - time.monotonic()))
+            try:
+                await self._flush()
+            except ProgressStoreError:
+                continue  # backoff set by _db_failed
+            except Exception:  # noqa: BLE001 - spool trouble: log, keep trying
+                logger.exception("progress queue flush failed")
+
+    # ------------------------------------------------------------------ applying
+    async def _apply(self, key: str, learner_id: str, write: Dict[str, Any]) -> None:
+        """One queued write in one transaction, at most once (its key is recorded with it)."""
+        engine = await self._get_engine()
+        result: Any = None
+        async with engine.begin() as conn:
+            claim = self._insert()(learner_progress_writes).values(write_id=key, applied_at=_now())
+            claimed = await conn.execute(claim.on_conflict_do_nothing(index_elements=["write_id"]))
+            if claimed.rowcount == 0:
+                return  # applied before a crash or restart left it queued
+            if write["kind"] == PROGRESS:
+                result = await self._apply_progress(conn, learner_id, write)
+            elif write["kind"] == PROFILE:
+                result = await self._apply_profile(conn, learner_id, write)
+            else:
+                for table in (learner_progress, learner_profile):
+                    await conn.execute(delete(table).where(table.c.learner_id == learner_id))
+        self._remember_applied(learner_id, write, result)
+
+    async def _apply_progress(self, conn: Any, learner_id: str, write: Dict[str, Any]) -> Progress:
+        module = write["module"]
+        row = (await conn.execute(
+            select(learner_progress).where(
+                learner_progress.c.learner_id == learner_id, learner_progress.c.module == module,
+            ).with_for_update()
+        )).first()
+        merged = merge(_row_to_progress(row) if row is not None else None, write["base"], write["state"])
+        values = dict(_progress_values(merged), updated_at=write["at"])
+        stmt = self._insert()(learner_progress).values(learner_id=learner_id, module=module, **values)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=[learner_progress.c.learner_id, learner_progress.c.module],
+            set_={key: stmt.excluded[key] for key in values},
+        ))
+        return merged
+
+    async def _apply_profile(self, conn: Any, learner_id: str, write: Dict[str, Any]) -> Optional[LearnerProfile]:
+        changes = {k: write[k] for k in ("name", "language") if write.get(k) is not None}
+        at = write["at"]
+        stmt = self._insert()(learner_profile).values(learner_id=learner_id, created_at=at, updated_at=at, **changes)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=[learner_profile.c.learner_id],
+            set_={**{key: stmt.excluded[key] for key in changes}, "updated_at": at},
+        ))
+        row = (await conn.execute(select(learner_profile).where(learner_profile.c.learner_id == learner_id))).first()
+        return _row_to_profile(row) if row is not None else None
+
+    # ------------------------------------------------------------------ last known state
+    def _known_view(self, learner_id: str) -> LearnerView:
+        known = self._known.get(learner_id)
+        return known.copy() if known is not None else LearnerView()
+
+    def _remember(self, learner_id: str, update: Callable[[LearnerView], None]) -> None:
+        known = self._known.pop(learner_id, None) or LearnerView()
+        update(known)
+        self._known[learner_id] = known  # most recent last
+        while len(self._known) > KNOWN_LEARNERS:
+            self._known.popitem(last=False)
+
+    def _remember_applied(self, learner_id: str, write: Dict[str, Any], result: Any) -> None:
+        def update(known: LearnerView) -> None:
+            if write["kind"] == PROGRESS:
+                known.modules[write["module"]] = copy_progress(result)
+            elif write["kind"] == PROFILE:
+                known.profile, known.profile_known = result, True
+            else:
+                known.modules, known.complete, known.profile, known.profile_known = {}, True, None, True
+
+        self._remember(learner_id, update)
+
+    def _hand_out(self, learner_id: str, module: str, progress: Progress) -> None:
+        """What ``load`` returned: the base of the next ``save`` of that module."""
+        key = (learner_id, module)
+        self._handed.pop(key, None)
+        self._handed[key] = copy_progress(progress)
+        while len(self._handed) > KNOWN_LEARNERS:
+            self._handed.popitem(last=False)
+
+    async def _view(self, learner_id: str, module: Optional[str] = None, profile: bool = False) -> Tuple[LearnerView, bool]:
+        """The database's state (else the last known one) with the queued writes laid over
+        it, and whether the database answered."""
+        queued = await self._queued(learner_id)
+        view: Optional[LearnerView] = None
+        from_db = False
+        if self._db_usable():
+            try:
+                view, applied = await self._read(learner_id, module, profile, [key for key, _ in queued])
+                self._db_ok()
+            except Exception as exc:  # driver/network errors are not all wrapped
+                self._db_failed(exc)
+            else:
+                from_db = True
+                self._remember(learner_id, lambda known: _learn(known, view, module, profile))
+                queued = [(key, write) for key, write in queued if key not in applied]
+        if view is None:
+            view = self._known_view(learner_id)
+        return overlay(view, learner_id, [write for _, write in queued]), from_db
+
+    async def _read(self, learner_id: str, module: Optional[str], profile: bool,
+                    keys: List[str]) -> Tuple[LearnerView, set]:
+        engine = await self._get_engine()
+        view = LearnerView()
+        async with engine.connect() as conn:
+            if keys and self.dialect == "postgresql":  # rows and applied keys from one snapshot
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            if profile:
+                row = (await conn.execute(
+                    select(learner_profile).where(learner_profile.c.learner_id == learner_id))).first()
+                view.profile, view.profile_known = (_row_to_profile(row) if row is not None else None), True
+            else:
+                query = select(learner_progress).where(learner_progress.c.learner_id == learner_id)
+                if module is not None:
+                    query = query.where(learner_progress.c.module == module)
+                rows = (await conn.execute(query.order_by(learner_progress.c.module))).fetchall()
+                view.modules = {row.module: _row_to_progress(row) for row in rows}
+                if module is not None:
+                    view.modules.setdefault(module, Progress())  # no row: the database says fresh
+                view.complete = module is None
+            applied = set()
+            if keys:
+                found = await conn.execute(
+                    select(learner_progress_writes.c.write_id).where(learner_progress_writes.c.write_id.in_(keys)))
+                applied = {row[0] for row in found}
+        return view, applied
+
+    # ------------------------------------------------------------------ progress
+    async def load(self, learner_id: str, module: str) -> Progress:
+        """The stored progress (with this learner's queued writes), or a fresh ``Progress()``
+        for a new learner/module. Database unreachable: the last known state."""
+        learner_id, module = validate_learner_id(learner_id), _validate_module(module)
+        view, _ = await self._view(learner_id, module=module)
+        progress = view.modules.get(module) or Progress()
+        self._hand_out(learner_id, module, progress)
+        return copy_progress(progress)
+
+    async def save(self, learner_id: str, module: str, progress: Progress) -> None:
+        """Queue the new state of the (learner_id, module) row durably and apply it (now if
+        the database is reachable, else when it is back). ``ProgressStoreError`` only if
+        the local queue cannot be written."""
+        learner_id, module = validate_learner_id(learner_id), _validate_module(module)
+        base = self._handed.pop((learner_id, module), None)
+        write = progress_write(module, base, progress, _now())  # also validates progress
+        self._hand_out(learner_id, module, progress)  # a save right after builds on this one
+        await self._write(learner_id, write)
 
     async def summary(self, learner_id: str) -> Dict[str, Progress]:
-        """Every module's progress for this learner, keyed by module."""
+        """Every module's progress for this learner, keyed by module. Database unreachable:
+        the last known state; ``ProgressStoreError`` if nothing at all is known."""
         learner_id = validate_learner_id(learner_id)
-        try:
-            engine = await self._get_engine()
-            async with engine.connect() as conn:
-                result = await conn.execute(
-                    select(learner_progress)
-                    .where(learner_progress.c.learner_id == learner_id)
-                    .order_by(learner_progress.c.module)
-                )
-                rows = result.fetchall()
-        except Exception as exc:  # driver/network errors are not all wrapped
-            raise ProgressStoreError(f"could not load summary: {type(exc).__name__}") from exc
-        return {row.module: _row_to_progress(row) for row in rows}
+        view, from_db = await self._view(learner_id)
+        if not (from_db or view.complete or view.modules):
+            raise ProgressStoreError("could not load summary: database unreachable, learner not known here")
+        return {module: view.modules[module] for module in sorted(view.modules)}
 
     # ------------------------------------------------------------------ profile
     async def load_profile(self, learner_id: str) -> Optional[LearnerProfile]:
-        """The learner's profile, or ``None`` for a new learner."""
+        """The learner's profile, or ``None`` for a new learner. Database unreachable: the
+        last known profile; ``ProgressStoreError`` if it is not known."""
         learner_id = validate_learner_id(learner_id)
-        try:
-            engine = await self._get_engine()
-            async with engine.connect() as conn:
-                result = await conn.execute(
-                    select(learner_profile).where(learner_profile.c.learner_id == learner_id)
-                )
-                row = result.first()
-        except Exception as exc:  # driver/network errors are not all wrapped
-            raise ProgressStoreError(f"could not load profile: {type(exc).__name__}") from exc
-        if row is None:
-            return None
-        return LearnerProfile(
-            learner_id=row.learner_id,
-            name=row.name,
-            language=row.language,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        view, from_db = await self._view(learner_id, profile=True)
+        if not (from_db or view.profile_known):
+            raise ProgressStoreError("could not load profile: database unreachable, learner not known here")
+        return view.profile
 
     async def save_profile(
         self, learner_id: str, name: Optional[str] = None, language: Optional[str] = None
     ) -> None:
-        """Create or update the profile; ``None`` leaves a field unchanged."""
+        """Create or update the profile; ``None`` leaves a field unchanged. Queued and applied
+        like :meth:`save`."""
         learner_id = validate_learner_id(learner_id)
-        changes: Dict[str, Any] = {}
-        if name is not None:
-            changes["name"] = _clean_name(name)
-        if language is not None:
-            changes["language"] = _clean_language(language)
-        now = _now()
-        insert = self._insert()
-        stmt = insert(learner_profile).values(
-            learner_id=learner_id, created_at=now, updated_at=now, **changes
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[learner_profile.c.learner_id],
-            set_={**{key: stmt.excluded[key] for key in changes}, "updated_at": now},
-        )
-        try:
-            engine = await self._get_engine()
-            async with engine.begin() as conn:
-                await conn.execute(stmt)
-        except Exception as exc:  # driver/network errors are not all wrapped
-            raise ProgressStoreError(f"could not save profile: {type(exc).__name__}") from exc
+        name = _clean_name(name) if name is not None else None
+        language = _clean_language(language) if language is not None else None
+        await self._write(learner_id, profile_write(name, language, _now()))
+
+    # ------------------------------------------------------------------ erasure
+    async def forget(self, learner_id: str) -> bool:
+        """Erase the learner: their queued writes and cached state at once, their database
+        rows (progress and profile) now -- or, if the database is unreachable, as soon as it
+        is back (the erasure itself is queued durably, after which nothing of them is read).
+        True if the database rows are already gone when this returns."""
+        learner_id = validate_learner_id(learner_id)
+        self._bind_loop()
+        await asyncio.to_thread(self.spool.remove_sender, learner_id)
+        self._remember(learner_id, lambda known: apply_write(known, learner_id, forget_write(_now())))
+        for key in [key for key in self._handed if key[0] == learner_id]:
+            del self._handed[key]
+        await self._write(learner_id, forget_write(_now()))
+        return not await asyncio.to_thread(self.spool.of_sender, learner_id)
 
     async def delete_learner(self, learner_id: str) -> None:
-        """Erase everything stored about a learner (progress and profile)."""
-        learner_id = validate_learner_id(learner_id)
-        try:
-            engine = await self._get_engine()
-            async with engine.begin() as conn:
-                await conn.execute(
-                    delete(learner_progress).where(learner_progress.c.learner_id == learner_id)
-                )
-                await conn.execute(
-                    delete(learner_profile).where(learner_profile.c.learner_id == learner_id)
-                )
-        except Exception as exc:  # driver/network errors are not all wrapped
-            raise ProgressStoreError(f"could not delete learner: {type(exc).__name__}") from exc
+        """Same as :meth:`forget` (kept for existing callers)."""
+        await self.forget(learner_id)
+
+
+def _learn(known: LearnerView, read: LearnerView, module: Optional[str], profile: bool) -> None:
+    """Keep what a database read showed as the last known state."""
+    if profile:
+        known.profile, known.profile_known = read.profile, True
+    elif module is not None:
+        known.modules[module] = copy_progress(read.modules.get(module) or Progress())
+    else:
+        known.modules = {m: copy_progress(p) for m, p in read.modules.items()}
+        known.complete = True
+
+
+def _row_to_profile(row: Any) -> LearnerProfile:
+    return LearnerProfile(learner_id=row.learner_id, name=row.name, language=row.language,
+                          created_at=row.created_at, updated_at=row.updated_at)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

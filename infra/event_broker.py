@@ -26,16 +26,15 @@ database down or restarting, the turn fails. Here:
 The ``events`` table keeps Rasa's schema (``id`` serial, ``sender_id``, ``data`` = the
 event as JSON, exactly what ``SQLEventBroker`` writes) plus one nullable column
 ``event_key`` with a unique index, so Rasa's tooling and Rasa's own broker still work on it.
-Several processes may share one spool file (SQLite locking; one flushes at a time).
+Several processes may share one spool file (SQLite locking; one flushes at a time). The spool
+itself (``infra/spool.py``) is shared with the progress store's write queue.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -47,6 +46,8 @@ from sqlalchemy.engine import URL, Engine
 
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
+
+from infra.spool import FlusherLock, Spool
 
 logger = logging.getLogger(__name__)
 
@@ -102,66 +103,6 @@ def build_url(
         database=db or None,
         query=query,
     )
-
-
-class Spool:
-    """The local, durable buffer: one SQLite file, rows in publish order."""
-
-    def __init__(self, path: Union[Text, Path], synchronous: Text = "FULL") -> None:
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.synchronous = synchronous.upper() if synchronous.upper() in ("FULL", "NORMAL", "OFF") else "FULL"
-        self._local = threading.local()
-        with self.connect() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS spool ("
-                " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " event_key TEXT NOT NULL UNIQUE,"
-                " sender_id TEXT,"
-                " data TEXT NOT NULL,"
-                " published_at REAL NOT NULL)"
-            )
-
-    def connect(self) -> sqlite3.Connection:
-        """One connection per thread (the turn's thread publishes, the flusher flushes)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
-
-    def append(self, rows: List[Tuple[Text, Optional[Text], Text]]) -> None:
-        conn = self.connect()
-        now = time.time()
-        with conn:  # one transaction (BEGIN ... COMMIT)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT OR IGNORE INTO spool (event_key, sender_id, data, published_at) VALUES (?, ?, ?, ?)",
-                [(key, sender, data, now) for key, sender, data in rows],
-            )
-
-    def head(self, limit: int) -> List[Tuple[int, Text, Optional[Text], Text]]:
-        return self.connect().execute(
-            "SELECT seq, event_key, sender_id, data FROM spool ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
-
-    def remove(self, seqs: List[int]) -> None:
-        conn = self.connect()
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("DELETE FROM spool WHERE seq = ?", [(s,) for s in seqs])
-
-    def pending(self) -> int:
-        return int(self.connect().execute("SELECT COUNT(*) FROM spool").fetchone()[0])
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
 
 
 class BufferedSQLEventBroker(EventBroker):
@@ -359,27 +300,8 @@ class BufferedSQLEventBroker(EventBroker):
             self.spool.append(rows)  # raises (and keeps them) if the disk still fails
             self._memory.clear()
 
-    class _Leader:
-        def __init__(self, path: Path) -> None:
-            self.path = path
-            self.handle: Any = None
-
-        def __enter__(self) -> bool:
-            self.handle = open(self.path, "a+")
-            try:
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except OSError:
-                return False
-
-        def __exit__(self, *exc: Any) -> None:
-            try:
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-            finally:
-                self.handle.close()
-
-    def _exclusive_flusher(self) -> "_Leader":
-        return self._Leader(self._lock_file)
+    def _exclusive_flusher(self) -> FlusherLock:
+        return FlusherLock(self._lock_file)
 
     # ------------------------------------------------------------------ database
     def _get_engine(self) -> Engine:

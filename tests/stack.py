@@ -127,6 +127,7 @@ def stack_env(workdir: Path, **extra: str) -> Dict[str, str]:
     env.update({
         "PYTHONPATH": str(ROOT),
         "PROGRESS_DB_URL": f"sqlite:///{workdir / 'progress.db'}",
+        "PROGRESS_SPOOL_PATH": str(workdir / "progress-queue.sqlite"),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     })

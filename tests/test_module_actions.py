@@ -13,6 +13,7 @@ DOMAIN = {"slots": {}, "forms": {"tutor_form": {"required_slots": ["answer"]}}}
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("PROGRESS_DB_URL", f"sqlite:///{tmp_path / 'progress.db'}")
+    monkeypatch.setenv("PROGRESS_SPOOL_PATH", str(tmp_path / "progress-queue.sqlite"))
     for key in ("LLM_BASE_URL", "OPENAI_BASE_URL", "LLM_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(key, raising=False)
     progress_store.reset_store()

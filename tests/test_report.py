@@ -126,7 +126,7 @@ def databases(tmp_path):
     progress_url = f"sqlite:///{tmp_path / 'progress.db'}"
 
     async def fill():
-        store = ProgressStore(progress_url)
+        store = ProgressStore(progress_url, spool_path=str(tmp_path / "progress-queue.sqlite"))
         await store.save("a" * 64, "math", Progress(attempts=4, correct=2, level=2))
         await store.save("c" * 64, "math", Progress(attempts=10, correct=9, level=2))
         await store.save("d" * 64, "math", Progress(attempts=3, correct=1, level=1))
