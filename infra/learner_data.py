@@ -136,7 +136,8 @@ def sids_in(events: Iterable[Mapping[str, Any]]) -> Set[str]:
     """The CallSids and MessageSids the learner's events mention (they name channel state)."""
     found: Set[str] = set()
     for event in events:
-        for metadata in (event.get("metadata"), event.get("value") if event.get("name") == "session_started_metadata" else None):
+        session_start = event.get("value") if event.get("name") == "session_started_metadata" else None
+        for metadata in (event.get("metadata"), session_start):
             if isinstance(metadata, dict):
                 found.update(str(metadata[k]) for k in ("call_sid", "message_sid") if metadata.get(k))
     return found
@@ -355,14 +356,21 @@ ERASE_REPORT = (("redis tracker", "key"), ("redis channel state", "key"), ("redi
                 ("events (PostgreSQL)", "row"), ("event spool", "row"), ("progress", "row"), ("profile", "row"))
 
 
+def _open(stores: Stores) -> Tuple[RedisData, EventRows, SpoolRows, ProgressRows]:
+    return RedisData(stores), EventRows(stores), SpoolRows(stores.spool_path), ProgressRows(stores)
+
+
+def _identifiers(sender_id: str, tracker_events: List[Dict[str, Any]], rows: List[Dict[str, Any]]) -> Set[str]:
+    """What the learner's Redis keys may be named after: the id and its Call/MessageSids."""
+    return {sender_id} | sids_in(tracker_events + [r["event"] for r in rows if isinstance(r["event"], dict)])
+
+
 async def export_learner(sender_id: str, stores: Stores) -> Dict[str, Any]:
     """Everything stored about the learner, as one JSON-ready document."""
-    redis_data, events, spool, progress = RedisData(stores), EventRows(stores), SpoolRows(stores.spool_path), ProgressRows(stores)
+    redis_data, events, spool, progress = _open(stores)
     try:
         event_rows, spooled = events.export(sender_id), spool.export(sender_id)
-        tracker_events = redis_data.stored_events(sender_id)
-        identifiers = {sender_id} | sids_in(tracker_events + [r["event"] for r in event_rows + spooled
-                                                              if isinstance(r["event"], dict)])
+        identifiers = _identifiers(sender_id, redis_data.stored_events(sender_id), event_rows + spooled)
         document: Dict[str, Any] = {
             "format": "bakame-learner-export/1",
             "exported_at": datetime.now(timezone.utc).isoformat(),
@@ -382,14 +390,14 @@ async def export_learner(sender_id: str, stores: Stores) -> Dict[str, Any]:
 async def erase_learner(sender_id: str, stores: Stores) -> Dict[str, int]:
     """Remove the learner from every store; what was removed, per store."""
     counts = {name: 0 for name, _ in ERASE_REPORT}
-    redis_data, events, spool, progress = RedisData(stores), EventRows(stores), SpoolRows(stores.spool_path), ProgressRows(stores)
+    redis_data, events, spool, progress = _open(stores)
     try:
         counts["redis turn locks"] = len(redis_data.lock_keys(sender_id))  # left over from earlier turns
         lock_store = redis_data.turn_lock()
         async with lock_store.lock(sender_id, lock_lifetime=ERASE_LOCK_LIFETIME):
-            tracker_events = redis_data.stored_events(sender_id)
-            rows = [r["event"] for r in events.export(sender_id) + spool.export(sender_id) if isinstance(r["event"], dict)]
-            redis_data.erase(sender_id, {sender_id} | sids_in(tracker_events + rows), counts)
+            identifiers = _identifiers(sender_id, redis_data.stored_events(sender_id),
+                                       events.export(sender_id) + spool.export(sender_id))
+            redis_data.erase(sender_id, identifiers, counts)
             for _ in range(2):  # twice: a batch the spool flusher had in hand is caught the second time
                 counts["event spool"] += spool.erase(sender_id)
                 counts["events (PostgreSQL)"] += events.erase(sender_id)
@@ -415,13 +423,18 @@ def write_export(document: Dict[str, Any], out: Optional[str]) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # also when the file existed, whatever the umask
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=2, default=str)
+        json.dump(document, handle, ensure_ascii=False, indent=2, default=_iso)
         handle.write("\n")
     return path
 
 
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m infra.learner_data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.learner_data",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("export", "erase"))
     parser.add_argument("--phone", default=os.environ.get("PHONE") or None,
                         help="the learner's phone number (default: $PHONE; needs SENDER_ID_SECRET)")

@@ -171,8 +171,8 @@ def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.retention", description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=None,
                         help=f"keep learner text this many days (default: $EVENT_RETENTION_DAYS or {DEFAULT_DAYS})")
-    parser.add_argument("--mode", choices=MODES, default=None,
-                        help=f"strip learner text or delete the events (default: $EVENT_RETENTION_MODE or {DEFAULT_MODE})")
+    parser.add_argument("--mode", choices=MODES, default=None, help="strip learner text or delete the events "
+                        f"(default: $EVENT_RETENTION_MODE or {DEFAULT_MODE})")
     parser.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     args = parser.parse_args(argv)
     try:

@@ -32,7 +32,7 @@ test-integration: train
 	$(PY) -m pytest -q -m integration
 
 # Learner data (issue 11, law N° 058/2021): access, erasure, retention. See README, "Production".
-#   make learner-export PHONE=+2507...   (or SENDER=<conversation id>) -> exports/*.json (mode 0600)
+#   make learner-export PHONE=+2507...   (or SENDER=<conversation id>) [OUT=file] -> exports/*.json (0600)
 #   make learner-erase  PHONE=+2507...   every store; prints what it removed per store
 #   make events-retention [DAYS=365] [MODE=strip|delete]   learner text out of old events
 # PHONE and SENDER reach the command through the environment (make exports command-line
