@@ -33,14 +33,13 @@ from infra.settings import production_env
 from tests.services import LocalPostgres, RedisServer
 from tests.stack import ROOT, Stack, ensure_model, stack_env
 from tests.test_connectors_e2e import Phone, fresh_number
-from tests.test_production_stack import RasaServer
+from tests.test_production_stack import API_TOKEN, RasaServer
 
 pytestmark = pytest.mark.integration
 
 # Real-looking secrets (production starts refuse missing or placeholder ones).
 TWILIO_TOKEN = "ld-twilio-" + uuid.uuid4().hex
 SENDER_SECRET = "ld-sender-" + uuid.uuid4().hex
-RASA_TOKEN = "ld-rasa-" + uuid.uuid4().hex
 SMS = "/webhooks/twilio_sms/webhook"
 
 
@@ -86,7 +85,7 @@ def world(tmp_path_factory):
     redis_server.start()
     pg.start()
     base = stack_env(workdir, REDIS_URL=redis_server.url, DATABASE_URL=pg.url, PROGRESS_DB_URL=pg.url,
-                     TWILIO_AUTH_TOKEN=TWILIO_TOKEN, SENDER_ID_SECRET=SENDER_SECRET, RASA_AUTH_TOKEN=RASA_TOKEN,
+                     TWILIO_AUTH_TOKEN=TWILIO_TOKEN, SENDER_ID_SECRET=SENDER_SECRET, RASA_AUTH_TOKEN=API_TOKEN,
                      TWILIO_VALIDATE_SIGNATURE="true", EVENT_SPOOL_PATH=str(workdir / "spool" / "events.sqlite"))
     actions = Stack(workdir=workdir, env=base)
     base["ACTION_ENDPOINT_URL"] = f"http://127.0.0.1:{actions.actions_port}/webhook"
