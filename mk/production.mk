@@ -30,3 +30,20 @@ report: setup
 
 test-integration: train
 	$(PY) -m pytest -q -m integration
+
+# Learner data (issue 11, law N° 058/2021): access, erasure, retention. See README, "Production".
+#   make learner-export PHONE=+2507...   (or SENDER=<conversation id>) [OUT=file] -> exports/*.json (0600)
+#   make learner-erase  PHONE=+2507...   every store; prints what it removed per store
+#   make events-retention [DAYS=365] [MODE=strip|delete] [DRY_RUN=1]   learner text out of old events
+# PHONE and SENDER reach the command through the environment (make exports command-line
+# variables), never on its command line: no phone number in `ps` or in make's echo.
+.PHONY: learner-export learner-erase events-retention
+
+learner-export: setup
+	@$(PY) -m infra.learner_data export $(if $(OUT),--out "$(OUT)")
+
+learner-erase: setup
+	@$(PY) -m infra.learner_data erase
+
+events-retention: setup
+	@$(PY) -m infra.retention $(if $(DAYS),--days "$(DAYS)") $(if $(MODE),--mode "$(MODE)") $(if $(DRY_RUN),--dry-run)
