@@ -330,9 +330,10 @@ class ProgressRows:
         if not self._storable(sender_id):
             return
         progress, profile = await self.export(sender_id)
-        # TODO(lead): switch to ProgressStore's forget(learner_id) once the durable write
-        # queue lands, so writes still queued for this learner are dropped too.
-        await self.store.delete_learner(sender_id)
+        # forget() also drops writes still queued for this learner (PROGRESS_SPOOL_PATH); with
+        # the database down the erasure itself is queued and applied when it is back.
+        if not await self.store.forget(sender_id):
+            print("progress: the database is unreachable; the erasure is queued and applied when it is back")
         counts["progress"] += len(progress)
         counts["profile"] += int(profile is not None)
 
