@@ -99,9 +99,10 @@ class SmsState(ConversationState):
     def drop_more(self) -> None:
         self.more, self.more_until = None, 0.0
 
-    def take_more(self) -> Optional[Text]:
-        """The kept rest, once, if it has not expired."""
-        rest = self.more if self.more and self.more_until > time.time() else None
-        if rest:
-            self.more = None
+    def has_more(self, now: float) -> bool:
+        return bool(self.more) and self.more_until > now
+
+    def take_more(self) -> Text:
+        """The kept rest, once (``more_until`` stays: it expires with nothing to send)."""
+        rest, self.more = self.more or "", None
         return rest
