@@ -16,6 +16,11 @@ from typing import Any, Dict, List, Mapping, Optional, Text, Type, TypeVar
 T = TypeVar("T", bound="ConversationState")
 
 STT_FAILURES_BEFORE_GATHER = 2  # transcription failures before a call falls back to <Gather>
+CALL_TTL = 4 * 3600.0  # seconds a call's state is kept
+
+
+def call_key(call_sid: Text) -> Text:
+    return f"voice:call:{call_sid}"
 
 
 @dataclass

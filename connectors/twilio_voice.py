@@ -30,9 +30,7 @@ else happens). Internal errors are answered with polite TwiML, never an HTTP 500
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Text
@@ -45,20 +43,18 @@ from twilio.twiml.voice_response import VoiceResponse
 from rasa.core.channels.channel import UserMessage
 
 from connectors.base import TwilioInputBase
+from connectors.call_end import CallEndRecorder
 from connectors.common import BotOutput, TwilioVoiceCollector, as_int, read_conversation, strip_emoji
 from connectors.security import short_ref, twilio_params
-from connectors.session_state import STT_FAILURES_BEFORE_GATHER, CallState
+from connectors.session_state import CALL_TTL, STT_FAILURES_BEFORE_GATHER, CallState, call_key
 from connectors.settings import VoiceSettings
 from connectors.timing import TurnTimer, log_turn
 from connectors.transcription import Transcriber, TranscriptionError
 from connectors.turns import MISSING, result_of
-from connectors.twiml import GATHER, HANGUP, HOLD, RECORD, Speech, VoiceReply, VoiceTwiml
-from connectors.voice_input import InputKind, VoiceInput, call_ended, classify
+from connectors.twiml import GATHER, HANGUP, HOLD, Speech, VoiceReply, VoiceTwiml, action_base, kinyarwanda_listen_mode
+from connectors.voice_input import InputKind, VoiceInput, call_ended, call_metadata, classify
 
 logger = logging.getLogger(__name__)
-
-CALL_TTL = 4 * 3600.0
-
 
 @dataclass
 class CallRequest:
@@ -104,21 +100,10 @@ class TwilioVoiceInput(TwilioInputBase):
         """``transcriber``: the Kinyarwanda ``<Record>`` path (none by default); ``speech``: how a
         text is spoken (``connectors.twiml``; ``<Say>`` in the configured voice by default)."""
         self.transcriber = transcriber or Transcriber(None)
-        self.rw_mode = self._resolve_rw_mode(settings.rw_mode)
+        self.rw_mode = kinyarwanda_listen_mode(settings.rw_mode, self.transcriber.enabled)
         self.twiml = VoiceTwiml(settings, speech)
-        self._background: set = set()
         super().__init__(settings, store=store)
-
-    def _resolve_rw_mode(self, mode: Text) -> Text:
-        if mode == "auto":
-            return RECORD if self.transcriber.enabled else GATHER
-        if mode == RECORD and not self.transcriber.enabled:
-            logger.warning(
-                "VOICE_RW_MODE=record needs STT_BASE_URL (or LLM_BASE_URL); "
-                "falling back to <Gather> speech recognition for Kinyarwanda."
-            )
-            return GATHER
-        return mode
+        self.call_end = CallEndRecorder(self.store, self.name(), settings.call_end_intent)
 
     def listen_mode(self, lang: Optional[Text], call: Optional[CallState] = None) -> Text:
         if lang == "en":
@@ -140,7 +125,7 @@ class TwilioVoiceInput(TwilioInputBase):
                 form = twilio_params(request)
                 call_sid = (form.get("CallSid") or "").strip()
                 if call_sid and call_ended(form) and self.hasher:
-                    await self._end_call(request, on_new_message, call_sid, self._sender_id(form, call_sid))
+                    await self.call_end.record(form, call_sid, self._sender_id(form, call_sid), on_new_message)
             except Exception:
                 logger.exception("twilio_voice status callback failed.")
             return self._xml(VoiceResponse())
@@ -153,21 +138,8 @@ class TwilioVoiceInput(TwilioInputBase):
         learner = form.get("To") if direction.startswith("outbound") else form.get("From")
         return self.hasher.sender_id(learner, fallback=call_sid)  # type: ignore[union-attr]
 
-    @staticmethod
-    def _call_key(call_sid: Text) -> Text:
-        return f"voice:call:{call_sid}"
-
     async def _load_call(self, call_sid: Text) -> CallState:
-        return CallState.from_dict(await self.store.get(self._call_key(call_sid)))
-
-    def _metadata(self, form: Any, call_sid: Text, **extra: Any) -> Dict[Text, Any]:
-        direction = (form.get("Direction") or "inbound").lower()
-        country = form.get("ToCountry") if direction.startswith("outbound") else form.get("FromCountry")
-        metadata = {"channel": self.name(), "call_sid": call_sid, "direction": direction}
-        if country:
-            metadata["caller_country"] = country
-        metadata.update({k: v for k, v in extra.items() if v is not None})
-        return metadata
+        return CallState.from_dict(await self.store.get(call_key(call_sid)))
 
     async def _handle(self, request: Request, on_new_message: Callable, started: float) -> VoiceResponse:
         form = twilio_params(request)
@@ -184,13 +156,13 @@ class TwilioVoiceInput(TwilioInputBase):
             self.transcriber.delete_recording_later(form.get("RecordingUrl"), form.get("AccountSid"),
                                                     self.settings.auth_token)
         if heard.kind is InputKind.CALL_ENDED:
-            await self._end_call(request, on_new_message, call_sid, sender_id)
+            await self.call_end.record(form, call_sid, sender_id, on_new_message)
             return VoiceResponse()
         if heard.kind is InputKind.RECORDING_HANGUP:
             return VoiceResponse()
-        call = CallRequest(request, on_new_message, form, call_sid, sender_id, state, self._action_base(request), started)
+        call = CallRequest(request, on_new_message, form, call_sid, sender_id, state, action_base(request, self.auth), started)
         reply = await self._answer(call, heard)
-        await self.store.set(self._call_key(call_sid), call.state.to_dict(), CALL_TTL)  # the one save per request
+        await self.store.set(call_key(call_sid), call.state.to_dict(), CALL_TTL)  # the one save per request
         return self.twiml.render(reply, call.action_base)
 
     async def _answer(self, call: CallRequest, heard: VoiceInput) -> VoiceReply:
@@ -198,7 +170,7 @@ class TwilioVoiceInput(TwilioInputBase):
             return await self._resume(call)
         if heard.kind is InputKind.CALL_START:
             call.state = CallState.starting()
-            metadata = self._metadata(call.form, call.call_sid, call_start=True)
+            metadata = call_metadata(call.form, call.call_sid, self.name(), call_start=True)
             return await self._turn(call, heard.kind, "/session_start", metadata)
         state = call.state
         # answers of earlier turns nobody picked up come first, and set the state they left
@@ -207,20 +179,20 @@ class TwilioVoiceInput(TwilioInputBase):
         # state lost (e.g. another process without Redis): ask the tracker
         await self._recall_conversation(call.request, call.sender_id, state)
         if heard.kind is InputKind.RECORDING:
-            metadata = self._metadata(call.form, call.call_sid, input="speech", asr="record")
+            metadata = call_metadata(call.form, call.call_sid, self.name(), input="speech", asr="record")
             return await self._turn(call, heard.kind, None, metadata, recording_url=heard.recording_url)
         if heard.kind is InputKind.DIGITS:
             entry = self.keypad.resolve(heard.text, language=state.lang, math_active=state.math,
                                         buttons=[b.get("payload") for b in state.buttons])
             if entry is not None:  # always, for the non-empty entries classify lets through
-                metadata = self._metadata(call.form, call.call_sid, input="dtmf", keypad=entry.kind)
+                metadata = call_metadata(call.form, call.call_sid, self.name(), input="dtmf", keypad=entry.kind)
                 return await self._turn(call, heard.kind, entry.text, metadata)
         if heard.kind is InputKind.LOW_CONFIDENCE:
             state.low_conf += 1
             call.log_local(self.name(), "low_confidence")
             return self._listen(call.carried.texts + [self.prompts.get("low_confidence", state.lang)], state)
         if heard.kind is InputKind.SPEECH:
-            metadata = self._metadata(call.form, call.call_sid, input="speech", asr="gather",
+            metadata = call_metadata(call.form, call.call_sid, self.name(), input="speech", asr="gather",
                                       asr_confidence=heard.confidence)
             return await self._turn(call, heard.kind, heard.text, metadata)
         return await self._silence(call)
@@ -325,49 +297,7 @@ class TwilioVoiceInput(TwilioInputBase):
         call.log_local(self.name(), "silence")
         return self._listen([self.prompts.get("reprompt_silence", lang)] + list(last), state)
 
-    async def _end_call(self, request: Request, on_new_message: Callable, call_sid: Text, sender_id: Text) -> None:
-        form = twilio_params(request)
-        call_status = (form.get("CallStatus") or "").strip().lower()
-        if not await self.store.add(f"voice:ended:{call_sid}", {"status": call_status}, CALL_TTL):
-            return  # already recorded (webhook and status callback both report it)
-        state = CallState.from_dict(await self.store.pop(self._call_key(call_sid)))
-        duration = as_int(form.get("CallDuration"), 0) or (
-            int(time.time() - state.started_at) if state.started_at else 0
-        )
-        logger.info(
-            "call_end channel=%s conv=%s status=%s duration_s=%d turns=%d ended_by=%s pending=%d",
-            self.name(), short_ref(sender_id), call_status, duration, state.turns, state.ended_by,
-            len(state.pending),
-        )
-        if self.settings.call_end_intent:
-            metadata = self._metadata(form, call_sid, call_end=True, call_status=call_status,
-                                      duration_s=duration, ended_by=state.ended_by)
-            message = UserMessage(f"/{self.settings.call_end_intent}", TwilioVoiceCollector(), sender_id,
-                                  input_channel=self.name(), message_id=f"{call_sid}:end", metadata=metadata)
-            self._in_background(on_new_message(message), "Could not record the end of a call in the tracker.")
-
-    def _in_background(self, work: Awaitable[Any], failure: Text) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception:
-                logger.exception(failure)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     # ------------------------------------------------------------------ replies
-    def _action_base(self, request: Request) -> Text:
-        """The webhook URL for ``action``/``Redirect``: public when configured, else a path."""
-        path = request.path
-        if path.endswith("/status"):
-            path = path[: -len("/status")] + "/webhook"
-        if self.auth.public_base_url or self.auth.trust_proxy:
-            public = self.auth.public_url(request).split("?", 1)[0]
-            return public[: len(public) - len(request.path)] + path
-        return path
-
     def _listen(self, texts: List[Text], state: CallState) -> VoiceReply:
         single_key = not state.math and self.keypad.single_key_menu() and len(state.buttons) <= 9
         return VoiceReply(texts, state.lang, math=state.math, single_key=single_key,
@@ -390,6 +320,6 @@ class TwilioVoiceInput(TwilioInputBase):
             call_sid = (twilio_params(request).get("CallSid") or "").strip()
             if call_sid:
                 lang = (await self._load_call(call_sid)).lang
-            return self._error_twiml(lang, action_base=self._action_base(request))
+            return self._error_twiml(lang, action_base=action_base(request, self.auth))
         except Exception:
             return VoiceTwiml.plain_hangup(self.prompts.get("error_hangup", lang))

@@ -11,6 +11,7 @@ transcribed by ``connectors.transcription``) a keypad-only ``<Gather>`` around t
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Text
 from urllib.parse import urlencode
@@ -19,7 +20,10 @@ from twilio.twiml import TwiML
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, Say, VoiceResponse
 
+from connectors.security import TwilioRequestAuthenticator
 from connectors.settings import VoiceSettings
+
+logger = logging.getLogger("connectors.twilio_voice")  # the channel's log
 
 LISTEN, HANGUP, HOLD = "listen", "hangup", "hold"
 GATHER, RECORD = "gather", "record"
@@ -51,6 +55,30 @@ def say_in_voice(settings: VoiceSettings) -> Speech:
 
 def url(base: Text, **params: Any) -> Text:
     return f"{base}?{urlencode(params)}"
+
+
+def action_base(request: Any, auth: TwilioRequestAuthenticator) -> Text:
+    """The webhook URL for ``action``/``<Redirect>``: public when configured, else a path."""
+    path = request.path
+    if path.endswith("/status"):
+        path = path[: -len("/status")] + "/webhook"
+    if auth.public_base_url or auth.trust_proxy:
+        public = auth.public_url(request).split("?", 1)[0]
+        return public[: len(public) - len(request.path)] + path
+    return path
+
+
+def kinyarwanda_listen_mode(rw_mode: Text, transcription_enabled: bool) -> Text:
+    """How to listen to Kinyarwanda: the configured ``rw_mode``, where the transcriber allows it."""
+    if rw_mode == "auto":
+        return RECORD if transcription_enabled else GATHER
+    if rw_mode == RECORD and not transcription_enabled:
+        logger.warning(
+            "VOICE_RW_MODE=record needs STT_BASE_URL (or LLM_BASE_URL); "
+            "falling back to <Gather> speech recognition for Kinyarwanda."
+        )
+        return GATHER
+    return rw_mode
 
 
 class VoiceTwiml:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Text
+from typing import Any, Dict, Mapping, Optional, Text
 
 from connectors.common import as_float
 from connectors.keypad import keypad_entry
@@ -56,6 +56,17 @@ def is_low_confidence(value: Any, minimum: float) -> bool:
         # Twilio omits the score (or sends 0) for some speech models: not evidence
         return False
     return confidence < minimum
+
+
+def call_metadata(form: Mapping[Text, Any], call_sid: Text, channel: Text, **extra: Any) -> Dict[Text, Any]:
+    """The metadata of a message to Rasa: what the call is, never the number."""
+    direction = (form.get("Direction") or "inbound").lower()
+    country = form.get("ToCountry") if direction.startswith("outbound") else form.get("FromCountry")
+    metadata = {"channel": channel, "call_sid": call_sid, "direction": direction}
+    if country:
+        metadata["caller_country"] = country
+    metadata.update({k: v for k, v in extra.items() if v is not None})
+    return metadata
 
 
 def call_ended(form: Mapping[Text, Any]) -> bool:
