@@ -27,6 +27,11 @@ One call, as Twilio sees it:
 
 Every request must carry a valid ``X-Twilio-Signature`` (403 otherwise, before anything
 else happens). Internal errors are answered with polite TwiML, never an HTTP 500.
+
+A request is handled in four steps: load the ``CallState`` (``connectors.session_state``),
+``classify`` it (``connectors.voice_input``), answer it (a turn through Rasa or a local
+reply, as a ``VoiceReply``), save the state once and render the reply
+(``connectors.twiml``). Settings: ``connectors.settings.VoiceSettings``.
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ from connectors.twiml import GATHER, HANGUP, HOLD, Speech, VoiceReply, VoiceTwim
 from connectors.voice_input import InputKind, VoiceInput, call_ended, call_metadata, classify
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass
 class CallRequest:
@@ -147,7 +153,7 @@ class TwilioVoiceInput(TwilioInputBase):
         if not call_sid or self.hasher is None:
             if not call_sid:
                 logger.warning("twilio_voice request without CallSid.")
-            return self._error_twiml(None, hangup=True)
+            return self._error_twiml(None)
         sender_id = self._sender_id(form, call_sid)
         state = await self._load_call(call_sid)
         heard = classify(form, request.args.get("step"), state, min_confidence=self.settings.asr_min_confidence,
@@ -160,7 +166,8 @@ class TwilioVoiceInput(TwilioInputBase):
             return VoiceResponse()
         if heard.kind is InputKind.RECORDING_HANGUP:
             return VoiceResponse()
-        call = CallRequest(request, on_new_message, form, call_sid, sender_id, state, action_base(request, self.auth), started)
+        base = action_base(request, self.auth)
+        call = CallRequest(request, on_new_message, form, call_sid, sender_id, state, base, started)
         reply = await self._answer(call, heard)
         await self.store.set(call_key(call_sid), call.state.to_dict(), CALL_TTL)  # the one save per request
         return self.twiml.render(reply, call.action_base)
@@ -307,12 +314,13 @@ class TwilioVoiceInput(TwilioInputBase):
         texts = list(before) + [self.prompts.get("holding", lang)]
         return VoiceReply(texts, lang, then=HOLD, turn_id=turn_id, holds=holds)
 
-    def _error_twiml(self, lang: Optional[Text], hangup: bool = False, action_base: Optional[Text] = None) -> VoiceResponse:
-        if hangup or not action_base:
+    def _error_twiml(self, lang: Optional[Text], base: Optional[Text] = None) -> VoiceResponse:
+        """An apology: listening again when the call can go on (``base``: the action URL), else goodbye."""
+        if not base:
             reply = VoiceReply([self.prompts.get("error_hangup", lang)], lang, then=HANGUP)
         else:
             reply = self._listen([self.prompts.get("error", lang)], CallState(lang=lang))
-        return self.twiml.render(reply, action_base or "")
+        return self.twiml.render(reply, base or "")
 
     async def _apology(self, request: Request) -> VoiceResponse:
         lang = None
@@ -320,6 +328,6 @@ class TwilioVoiceInput(TwilioInputBase):
             call_sid = (twilio_params(request).get("CallSid") or "").strip()
             if call_sid:
                 lang = (await self._load_call(call_sid)).lang
-            return self._error_twiml(lang, action_base=action_base(request, self.auth))
+            return self._error_twiml(lang, action_base(request, self.auth))
         except Exception:
             return VoiceTwiml.plain_hangup(self.prompts.get("error_hangup", lang))
