@@ -100,3 +100,11 @@ def test_sms_state_keeps_the_rest_of_a_cut_reply_once():
     assert SmsState.from_dict(conv.to_dict()).more == "again"
     conv.drop_more()
     assert conv.more is None and conv.more_until == 0.0
+
+
+def test_production_settings_refuse_missing_secrets():
+    with pytest.raises(InvalidConfigException, match="TWILIO_AUTH_TOKEN"):
+        VoiceSettings.from_credentials({"production": True})
+    with pytest.raises(InvalidConfigException):
+        SmsSettings(production=True, auth_token="a-real-looking-token-1234567890", sender_id_secret=None)
+    assert VoiceSettings.from_credentials({"production": "false"}).production is False
