@@ -1,13 +1,14 @@
 """What the Twilio voice and SMS channels share: settings, learner identity, the webhook, one Rasa turn.
 
-A channel subclasses :class:`TwilioInputBase`, names itself and answers ``_handle`` (a
-signed webhook request) and ``_apology`` (the reply when ``_handle`` failed).
+A channel subclasses :class:`TwilioInputBase`, names itself, names its settings class
+(``connectors.settings``) and answers ``_handle`` (a signed webhook request) and
+``_apology`` (the reply when ``_handle`` failed).
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Text, Type
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Type
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -16,14 +17,12 @@ from sanic.response import HTTPResponse
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.exceptions import InvalidConfigException
 
-from connectors.common import (
-    BotOutput, as_bool, as_float, parse_bot_messages, read_conversation, setting, view_of,
-)
+from connectors.common import BotOutput, parse_bot_messages, read_conversation, view_of
 from connectors.keypad import KeypadMenu
 from connectors.prompts import Prompts
-from connectors.security import (
-    DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequestAuthenticator, require_production_secrets, short_ref,
-)
+from connectors.security import DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequestAuthenticator, short_ref
+from connectors.session_state import ConversationState
+from connectors.settings import TwilioSettings
 from connectors.state import StateStore, get_state_store
 from connectors.timing import TurnTimer, install_rasa_instrumentation, log_turn
 from connectors.turns import TurnRunner, results_of
@@ -32,78 +31,38 @@ from connectors.turns import TurnRunner, results_of
 class TwilioInputBase(InputChannel):
     """A Twilio webhook channel: ``GET /`` health, ``POST /webhook`` signed requests answered in TwiML."""
 
-    turn_budget_env: Text = ""  # environment variable of ``turn_budget``
+    settings_class: Type[TwilioSettings] = TwilioSettings
     state_namespace: Text = ""  # prefix of the channel's keys in the state store
     collector_class: Type[CollectingOutputChannel] = CollectingOutputChannel
 
     # ------------------------------------------------------------------ configuration
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        c = credentials or {}
-        shared = cls._shared_settings(c)
-        if as_bool(c.get("production"), False):  # credentials.prod.yml: never unsigned, never the dev key
-            require_production_secrets(shared["auth_token"], shared["sender_id_secret"],
-                                       shared["validate_signature"])
-        return cls(**shared, **cls._channel_settings(c))
+        return cls(cls.settings_class.from_credentials(credentials))
 
-    @classmethod
-    def _shared_settings(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
-        return dict(
-            auth_token=setting(c, "auth_token", "TWILIO_AUTH_TOKEN"),
-            validate_signature=as_bool(setting(c, "validate_signature", "TWILIO_VALIDATE_SIGNATURE"), True),
-            public_base_url=setting(c, "public_base_url", "PUBLIC_BASE_URL"),
-            trust_proxy=as_bool(setting(c, "trust_proxy", "TWILIO_TRUST_PROXY"), False),
-            sender_id_secret=setting(c, "sender_id_secret", "SENDER_ID_SECRET"),
-            turn_budget=as_float(setting(c, "turn_budget", cls.turn_budget_env), 10.0),
-            keypad=c.get("keypad"),
-            default_language=setting(c, "default_language", default="en"),
-            prompts=c.get("prompts"),
-            redis_url=setting(c, "redis_url", "REDIS_URL"),
-            timing_instrumentation=as_bool(
-                setting(c, "timing_instrumentation", "TWILIO_TIMING_INSTRUMENTATION"), True
-            ),
+    def __init__(self, settings: TwilioSettings, *, store: Optional[StateStore] = None) -> None:
+        """``store``: the state store (default: Redis when ``redis_url``/``REDIS_URL`` is set, else in memory)."""
+        self.settings = settings
+        self.auth = TwilioRequestAuthenticator(
+            settings.auth_token, settings.validate_signature, settings.public_base_url, settings.trust_proxy
         )
-
-    @classmethod
-    def _channel_settings(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
-        """The channel's own credentials keys, as keyword arguments of its constructor."""
-        return {}
-
-    def __init__(
-        self,
-        *,
-        auth_token: Optional[Text] = None,
-        validate_signature: bool = True,
-        public_base_url: Optional[Text] = None,
-        trust_proxy: bool = False,
-        sender_id_secret: Optional[Text] = None,
-        turn_budget: float = 10.0,
-        keypad: Optional[Dict[Text, Text]] = None,
-        default_language: Text = "en",
-        prompts: Optional[Dict[Text, Any]] = None,
-        redis_url: Optional[Text] = None,
-        store: Optional[StateStore] = None,
-        timing_instrumentation: bool = True,
-    ) -> None:
-        """The settings every Twilio channel has; a subclass checks its own ones first."""
-        self.auth = TwilioRequestAuthenticator(auth_token, validate_signature, public_base_url, trust_proxy)
-        secret = sender_id_secret or (None if validate_signature else DEV_SENDER_ID_SECRET)
-        if not sender_id_secret and not validate_signature:
+        secret = settings.sender_id_secret or (None if settings.validate_signature else DEV_SENDER_ID_SECRET)
+        if not settings.sender_id_secret and not settings.validate_signature:
             self._log.warning("SENDER_ID_SECRET is not set: using the development default (local use only).")
         if not secret:
             self._log.error(
                 "SENDER_ID_SECRET is not set: %s cannot name conversations and will only apologise.", self.name()
             )
         self.hasher = SenderIdHasher(secret) if secret else None
-        self.turn_budget = max(1.0, float(turn_budget))
+        self.turn_budget = settings.turn_budget
         try:
-            self.keypad = KeypadMenu(keypad, default_language=default_language)
+            self.keypad = KeypadMenu(settings.keypad, default_language=settings.default_language)
         except ValueError as exc:
             raise InvalidConfigException(str(exc)) from exc
-        self.prompts = Prompts(prompts)
-        self.store = store if store is not None else get_state_store(redis_url)
+        self.prompts = Prompts(settings.prompts)
+        self.store = store if store is not None else get_state_store(settings.redis_url)
         self.turns = TurnRunner(self.store, self.state_namespace)
-        if timing_instrumentation:
+        if settings.timing_instrumentation:
             install_rasa_instrumentation()
 
     @property
@@ -206,8 +165,15 @@ class TwilioInputBase(InputChannel):
         return output
 
     @staticmethod
-    async def _recall_conversation(request: Request, sender_id: Text, state: Dict[Text, Any]) -> None:
+    async def _recall_conversation(request: Request, sender_id: Text, state: ConversationState) -> None:
         """Language and math flag from the tracker when the channel's state has lost them."""
-        if "lang" not in state:
+        if not state.known:
             view = await read_conversation(request.app, sender_id)
-            state.update(lang=view.language, math=view.math_active)
+            state.learn(view.language, view.math_active)
+
+    @staticmethod
+    def _take_carried(state: ConversationState, records: List[Dict[Text, Any]]) -> BotOutput:
+        """Earlier turns' records nobody picked up: their output, oldest first; each sets the state it left."""
+        for result in results_of(records):
+            state.learn(result.get("language"), result.get("math"))
+        return TwilioInputBase._carried_output(records)

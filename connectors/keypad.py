@@ -49,6 +49,14 @@ def set_language_message(language: Text) -> Text:
     return "/set_language" + json.dumps({"language": language})
 
 
+def keypad_entry(digits: Optional[Text]) -> Text:
+    """The keys of one entry without the finishing ``#``; empty when nothing was typed."""
+    entry = (digits or "").strip().replace(" ", "")
+    while entry.endswith("#") and len(entry) > 1:
+        entry = entry[:-1]
+    return "" if entry == "#" else entry
+
+
 class KeypadMenu:
     def __init__(self, mapping: Optional[Mapping[Text, Text]] = None, default_language: Text = "en") -> None:
         raw = dict(DEFAULT_KEYPAD if mapping is None else mapping)
@@ -82,10 +90,8 @@ class KeypadMenu:
         buttons: Optional[List[Text]] = None,
     ) -> Optional[KeypadInput]:
         """The Rasa message for ``digits``, or ``None`` for an empty entry."""
-        entry = (digits or "").strip().replace(" ", "")
-        while entry.endswith("#") and len(entry) > 1:
-            entry = entry[:-1]
-        if not entry or entry == "#":
+        entry = keypad_entry(digits)
+        if not entry:
             return None
         if math_active:
             if entry.isdigit():

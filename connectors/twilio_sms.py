@@ -22,82 +22,60 @@ during a math problem digits are the answer (``connectors.keypad``).
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Mapping, Optional, Text
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Text
 
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from twilio.twiml.messaging_response import MessagingResponse
-
-from rasa.shared.exceptions import InvalidConfigException
 
 from connectors import gsm
 from connectors.base import TwilioInputBase
-from connectors.common import BotOutput, TwilioSmsCollector, as_bool, as_float, as_int, as_list, setting
+from connectors.common import BotOutput, TwilioSmsCollector, as_int
 from connectors.security import short_ref, twilio_params
+from connectors.session_state import SmsState
+from connectors.settings import SmsSettings
+from connectors.sms_input import REFUSAL_PROMPTS, SmsKind, is_keypad, keyword, refusal
 from connectors.state import wait_for_value
 from connectors.timing import TurnTimer, log_turn
-from connectors.turns import result_of, results_of
+from connectors.turns import result_of
+from connectors.twiml import sms_twiml
 
 logger = logging.getLogger(__name__)
 
 CONV_TTL = 24 * 3600.0
 MORE_TTL = 3600.0
-KEYPAD_BODY = re.compile(r"^[0-9*#]{1,8}$")
-DEFAULT_MORE_KEYWORDS = ("more", "komeza", "ibindi")
-DEFAULT_FETCH_KEYWORDS = ("ok", "okay", "sawa")
+
+
+@dataclass
+class SmsRequest:
+    """One incoming message: what every step of answering it needs."""
+
+    request: Request
+    on_new_message: Callable
+    form: Any  # Twilio's POST parameters (connectors.security.twilio_params)
+    sender_id: Text  # the hashed conversation id
+    message_sid: Text
+    started: float
+    conv: SmsState = field(default_factory=SmsState)  # loaded at the start, saved once at the end
 
 
 class TwilioSmsInput(TwilioInputBase):
     """Twilio Programmable Messaging (SMS), English and Kinyarwanda."""
 
-    turn_budget_env = "SMS_TURN_BUDGET"
+    settings_class = SmsSettings
     state_namespace = "sms"
     collector_class = TwilioSmsCollector
+    settings: SmsSettings
 
     @classmethod
     def name(cls) -> Text:
         return "twilio_sms"
 
-    @classmethod
-    def _channel_settings(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
-        return dict(
-            max_segments=as_int(setting(c, "max_segments", "SMS_MAX_SEGMENTS"), 2),
-            max_body_chars=as_int(setting(c, "max_body_chars", "SMS_MAX_BODY_CHARS"), 640),
-            more_keywords=as_list(setting(c, "more_keywords")) or list(DEFAULT_MORE_KEYWORDS),
-            keypad_enabled=as_bool(setting(c, "keypad_enabled"), True),
-            dedupe_ttl=as_float(setting(c, "dedupe_ttl"), 24 * 3600.0),
-        )
-
-    def __init__(
-        self,
-        *,
-        max_segments: int = 2,
-        max_body_chars: int = 640,
-        more_keywords: Optional[List[Text]] = None,
-        keypad_enabled: bool = True,
-        dedupe_ttl: float = 24 * 3600.0,
-        **shared: Any,
-    ) -> None:
-        """``shared``: the settings of every Twilio channel (``TwilioInputBase``)."""
-        if int(max_segments) < 1:
-            raise InvalidConfigException("max_segments (SMS_MAX_SEGMENTS) must be at least 1.")
-        self.max_segments = int(max_segments)
-        self.max_body_chars = int(max_body_chars)
-        self.more_keywords = {k.lower() for k in (more_keywords or DEFAULT_MORE_KEYWORDS)}
-        self.fetch_keywords = self.more_keywords | set(DEFAULT_FETCH_KEYWORDS)
-        self.keypad_enabled = keypad_enabled
-        self.dedupe_ttl = float(dedupe_ttl)
-        super().__init__(**shared)
-
     # ------------------------------------------------------------------ webhook
     def _xml(self, reply: Optional[Text]) -> HTTPResponse:
-        twiml = MessagingResponse()
-        if reply:
-            twiml.message(reply)
-        return super()._xml(twiml)
+        return super()._xml(sms_twiml(reply))
 
     async def _apology(self, request: Request) -> Optional[Text]:
         return self.prompts.get("error", await self._safe_language(request))
@@ -110,12 +88,14 @@ class TwilioSmsInput(TwilioInputBase):
     def _sid_key(message_sid: Text) -> Text:
         return f"sms:sid:{message_sid}"
 
+    async def _load_conv(self, sender_id: Text) -> SmsState:
+        return SmsState.from_dict(await self.store.get(self._conv_key(sender_id)))
+
     async def _safe_language(self, request: Request) -> Optional[Text]:
         try:
             if self.hasher is None:
                 return None
-            sender_id = self.hasher.sender_id(twilio_params(request).get("From"))
-            return (await self.store.get(self._conv_key(sender_id)) or {}).get("lang")
+            return (await self._load_conv(self.hasher.sender_id(twilio_params(request).get("From")))).lang
         except Exception:
             return None
 
@@ -126,45 +106,33 @@ class TwilioSmsInput(TwilioInputBase):
             return gsm.sanitize(self.prompts.get("error", None))
         message_sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
         sender_id = self.hasher.sender_id(form.get("From"), fallback=message_sid)
+        dedupe_ttl = self.settings.dedupe_ttl
         if message_sid:
-            claimed = await self.store.add(self._sid_key(message_sid), {"status": "processing"}, self.dedupe_ttl)
+            claimed = await self.store.add(self._sid_key(message_sid), {"status": "processing"}, dedupe_ttl)
             if not claimed:
                 return await self._duplicate(message_sid, sender_id)
         else:
             logger.warning("twilio_sms request without MessageSid: it cannot be de-duplicated.")
         try:
-            reply = await self._process(request, on_new_message, sender_id, message_sid, form, started)
+            reply = await self._process(SmsRequest(request, on_new_message, form, sender_id, message_sid, started))
         except Exception:
             logger.exception("twilio_sms turn failed; answering with an apology.")
             reply = gsm.sanitize(self.prompts.get("error", await self._safe_language(request)))
         if message_sid:  # a retry of this MessageSid gets this same reply
-            await self.store.set(self._sid_key(message_sid), {"status": "done", "reply": reply or ""}, self.dedupe_ttl)
+            await self.store.set(self._sid_key(message_sid), {"status": "done", "reply": reply or ""}, dedupe_ttl)
         return reply
 
-    async def _process(
-        self, request: Request, on_new_message: Callable, sender_id: Text, message_sid: Text, form: Any,
-        started: float,
-    ) -> Optional[Text]:
-        conv = await self.store.get(self._conv_key(sender_id)) or {}
-        await self._recall_conversation(request, sender_id, conv)
-        lang = conv.get("lang")
-
-        body = form.get("Body") or ""
-        text = body.strip()
-        num_media = as_int(form.get("NumMedia"), 0)
-        kind = "text"
-        if len(body) > self.max_body_chars:
-            reply, kind = self.prompts.get("sms_too_long", lang), "too_long"
-        elif not text:
-            key = "sms_media" if num_media > 0 else "sms_empty"
-            reply, kind = self.prompts.get(key, lang), key[4:]
+    async def _process(self, sms: SmsRequest) -> Optional[Text]:
+        conv = sms.conv = await self._load_conv(sms.sender_id)
+        await self._recall_conversation(sms.request, sms.sender_id, conv)
+        refused = refusal(sms.form, self.settings)
+        if refused is not None:
+            reply = self._fit(self.prompts.get(REFUSAL_PROMPTS[refused], conv.lang), conv, keep_more=True)
+            log_turn(self.name(), short_ref(sms.sender_id), TurnTimer(sms.started), kind=refused.value, messages=1,
+                     over_budget=False)
         else:
-            reply, kind = await self._answer(request, on_new_message, sender_id, message_sid, conv, text,
-                                             num_media, form, started)
-        if kind in ("too_long", "media", "empty"):
-            reply = self._fit(reply, conv, lang, keep_more=True)
-            log_turn(self.name(), short_ref(sender_id), TurnTimer(started), kind=kind, messages=1, over_budget=False)
-        await self.store.set(self._conv_key(sender_id), conv, CONV_TTL)
+            reply = await self._answer(sms)
+        await self.store.set(self._conv_key(sms.sender_id), conv.to_dict(), CONV_TTL)  # the one save per message
         return reply
 
     async def _duplicate(self, message_sid: Text, sender_id: Text) -> Optional[Text]:
@@ -178,82 +146,72 @@ class TwilioSmsInput(TwilioInputBase):
         logger.info("twilio_sms retry of a message still being processed for %s: ignored.", short_ref(sender_id))
         return None
 
-    async def _answer(
-        self, request: Request, on_new_message: Callable, sender_id: Text, message_sid: Text,
-        conv: Dict[Text, Any], text: Text, num_media: int, form: Any, started: float,
-    ) -> tuple:
-        lang = conv.get("lang")
-        word = text.lower().strip(" .!")
-        carried, running = await self.turns.collect_ready(sender_id, conv.get("pending") or [])
-        conv["pending"] = running
-        earlier = self._carried_output(carried)
-        for result in results_of(carried):  # each sets the state it left
-            lang = result.get("language")
-            conv.update(lang=lang, math=bool(result.get("math")))
-        if word in self.fetch_keywords and (earlier.texts or running):
-            if earlier.texts:
-                return self._compose(earlier, conv, lang), "pending"
-            return self._fit(self.prompts.get("sms_in_progress", lang), conv, lang, keep_more=True), "in_progress"
-        if word in self.more_keywords and conv.get("more") and conv.get("more_until", 0) > time.time():
-            rest = conv.pop("more")
-            return self._fit(rest, conv, lang), "more"
+    async def _answer(self, sms: SmsRequest) -> Text:
+        conv, form = sms.conv, sms.form
+        text = (form.get("Body") or "").strip()
+        records, conv.pending = await self.turns.collect_ready(sms.sender_id, conv.pending)
+        earlier = self._take_carried(conv, records)
+        asked = keyword(text, conv, self.settings, ready=bool(earlier.texts), running=bool(conv.pending),
+                        now=time.time())
+        if asked is SmsKind.PENDING:
+            return self._compose(earlier, conv)
+        if asked is SmsKind.IN_PROGRESS:
+            return self._fit(self.prompts.get("sms_in_progress", conv.lang), conv, keep_more=True)
+        if asked is SmsKind.MORE:
+            return self._fit(conv.take_more(), conv)
 
         message_text, input_kind = text, "text"
-        if self.keypad_enabled and KEYPAD_BODY.match(text.replace(" ", "")):
-            entry = self.keypad.resolve(
-                text, language=lang, math_active=bool(conv.get("math")),
-                buttons=[b.get("payload") for b in conv.get("buttons") or []],
-            )
+        if is_keypad(text, self.settings):
+            entry = self.keypad.resolve(text, language=conv.lang, math_active=conv.math,
+                                        buttons=[b.get("payload") for b in conv.buttons])
             if entry is not None:
                 message_text, input_kind = entry.text, f"keypad_{entry.kind}"
-        metadata = {"channel": self.name(), "message_sid": message_sid or None, "input": input_kind}
-        if num_media:
-            metadata["num_media"] = num_media
-        if form.get("FromCountry"):
-            metadata["sender_country"] = form.get("FromCountry")
-        metadata = {k: v for k, v in metadata.items() if v is not None}
+        metadata = {"channel": self.name(), "message_sid": sms.message_sid, "input": input_kind,
+                    "num_media": as_int(form.get("NumMedia"), 0) or None, "sender_country": form.get("FromCountry")}
+        metadata = {k: v for k, v in metadata.items() if v}
+        return await self._turn(sms, earlier, message_text, input_kind, metadata)
 
-        turn_id = uuid.uuid4().hex[:16]
-        app = request.app
+    async def _turn(
+        self, sms: SmsRequest, earlier: BotOutput, text: Text, kind: Text, metadata: Dict[Text, Any]
+    ) -> Text:
+        """One message through Rasa: its reply after what ``earlier`` turns left, or a holding reply."""
+        conv, turn_id = sms.conv, uuid.uuid4().hex[:16]
 
         async def work(timer: TurnTimer) -> Dict[Text, Any]:
-            return await self._ask_rasa(app, on_new_message, timer, message_text, sender_id,
-                                        message_sid or turn_id, metadata, input_kind)
+            return await self._ask_rasa(sms.request.app, sms.on_new_message, timer, text, sms.sender_id,
+                                        sms.message_sid or turn_id, metadata, kind)
 
-        record = await self._run_turn(sender_id, turn_id, started, work)
+        record = await self._run_turn(sms.sender_id, turn_id, sms.started, work)
         if record is None:
-            conv["pending"] = conv["pending"] + [turn_id]
-            holding = self.prompts.get("sms_holding", lang)
+            conv.pending.append(turn_id)
+            holding = self.prompts.get("sms_holding", conv.lang)
             if earlier.texts:
-                return self._compose(BotOutput(texts=earlier.texts + [holding]), conv, lang), "holding"
-            return self._fit(holding, conv, lang, keep_more=True), "holding"
+                return self._compose(BotOutput(texts=earlier.texts + [holding]), conv)
+            return self._fit(holding, conv, keep_more=True)
         result = result_of(record)
         if result is None:
-            texts = earlier.texts + [self.prompts.get("error", lang)]
-            return self._compose(BotOutput(texts=texts), conv, lang), "error"
-        output = earlier.extend(BotOutput.from_dict(result.get("output")))
-        new_lang = result.get("language") if result.get("language") in ("en", "rw") else None
-        conv.update(lang=new_lang, math=bool(result.get("math")))
-        return self._compose(output, conv, new_lang), "turn"
+            return self._compose(BotOutput(texts=earlier.texts + [self.prompts.get("error", conv.lang)]), conv)
+        conv.learn(result.get("language"), result.get("math"))
+        return self._compose(earlier.extend(BotOutput.from_dict(result.get("output"))), conv)
 
     # ------------------------------------------------------------------ formatting
-    def _compose(self, output: BotOutput, conv: Dict[Text, Any], lang: Optional[Text]) -> Text:
+    def _compose(self, output: BotOutput, conv: SmsState) -> Text:
         parts = list(output.texts)
         if output.buttons:
             parts.extend(
-                self.prompts.one("sms_option", lang, n=i + 1, title=b["title"]) for i, b in enumerate(output.buttons)
+                self.prompts.one("sms_option", conv.lang, n=i + 1, title=b["title"])
+                for i, b in enumerate(output.buttons)
             )
-        conv["buttons"] = output.buttons
-        return self._fit(gsm.join_messages(parts), conv, lang)
+        conv.buttons = output.buttons
+        return self._fit(gsm.join_messages(parts), conv)
 
-    def _fit(self, text: Text, conv: Dict[Text, Any], lang: Optional[Text], keep_more: bool = False) -> Text:
+    def _fit(self, text: Text, conv: SmsState, keep_more: bool = False) -> Text:
         """GSM-7, at most ``max_segments``; the rest is kept for MORE."""
         clean = gsm.sanitize(text)
-        hint = gsm.sanitize(self.prompts.get("sms_more_hint", lang))
-        reply, rest = gsm.split_for_sms(clean, self.max_segments, hint)
+        hint = gsm.sanitize(self.prompts.get("sms_more_hint", conv.lang))
+        reply, rest = gsm.split_for_sms(clean, self.settings.max_segments, hint)
         if rest:
-            conv["more"], conv["more_until"] = rest, time.time() + MORE_TTL
+            conv.keep_more(rest, MORE_TTL)
         elif not keep_more:
-            conv.pop("more", None)
-            conv.pop("more_until", None)
+            conv.drop_more()
         return reply

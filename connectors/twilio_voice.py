@@ -27,182 +27,96 @@ One call, as Twilio sees it:
 
 Every request must carry a valid ``X-Twilio-Signature`` (403 otherwise, before anything
 else happens). Internal errors are answered with polite TwiML, never an HTTP 500.
+
+A request is handled in four steps: load the ``CallState`` (``connectors.session_state``),
+``classify`` it (``connectors.voice_input``), answer it (a turn through Rasa or a local
+reply, as a ``VoiceReply``), save the state once and render the reply
+(``connectors.twiml``). Settings: ``connectors.settings.VoiceSettings``.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Text
-from urllib.parse import urlencode
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Text
 
 from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import VoiceResponse
 
 from rasa.core.channels.channel import UserMessage
-from rasa.shared.exceptions import InvalidConfigException
 
 from connectors.base import TwilioInputBase
-from connectors.common import (
-    BotOutput,
-    TwilioVoiceCollector,
-    as_bool,
-    as_float,
-    as_int,
-    read_conversation,
-    setting,
-    strip_emoji,
-)
+from connectors.call_end import CallEndRecorder
+from connectors.common import BotOutput, TwilioVoiceCollector, as_int, read_conversation, strip_emoji
 from connectors.security import short_ref, twilio_params
+from connectors.session_state import CALL_TTL, STT_FAILURES_BEFORE_GATHER, CallState, call_key
+from connectors.settings import VoiceSettings
 from connectors.timing import TurnTimer, log_turn
 from connectors.transcription import Transcriber, TranscriptionError
-from connectors.turns import DONE, FAILED, MISSING, results_of
+from connectors.turns import MISSING, result_of
+from connectors.twiml import GATHER, HANGUP, HOLD, Speech, VoiceReply, VoiceTwiml, action_base, kinyarwanda_listen_mode
+from connectors.voice_input import InputKind, VoiceInput, call_ended, call_metadata, classify
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
-CALL_TTL = 4 * 3600.0
-RW_MODES = ("gather", "record", "auto")
-STT_FAILURES_BEFORE_GATHER = 2
+
+@dataclass
+class CallRequest:
+    """One webhook request of a call: what every step of answering it needs."""
+
+    request: Request
+    on_new_message: Callable
+    form: Any  # Twilio's POST parameters (connectors.security.twilio_params)
+    call_sid: Text
+    sender_id: Text  # the hashed conversation id
+    state: CallState  # loaded at the start, saved once at the end
+    action_base: Text
+    started: float
+    carried: BotOutput = field(default_factory=BotOutput)  # answers of earlier turns nobody picked up
+
+    def log_local(self, channel: Text, kind: Text) -> None:
+        """The per-turn log line of a request answered without Rasa."""
+        log_turn(channel, short_ref(self.sender_id), TurnTimer(self.started), kind=kind, messages=1,
+                 over_budget=False)
 
 
 class TwilioVoiceInput(TwilioInputBase):
     """Twilio Programmable Voice, speech and keypad, English and Kinyarwanda."""
 
-    turn_budget_env = "VOICE_TURN_BUDGET"
+    settings_class = VoiceSettings
     state_namespace = "voice"
     collector_class = TwilioVoiceCollector
+    settings: VoiceSettings
 
     @classmethod
     def name(cls) -> Text:
         return "twilio_voice"
 
     @classmethod
-    def _channel_settings(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
-        stt = {
-            "base_url": setting(c, "stt_base_url"),
-            "model": setting(c, "stt_model"),
-        }
-        return dict(
-            asr_min_confidence=as_float(setting(c, "asr_min_confidence", "VOICE_ASR_MIN_CONFIDENCE"), 0.4),
-            rw_mode=str(setting(c, "rw_mode", "VOICE_RW_MODE", "auto")).lower(),
-            voice_en=setting(c, "voice_en", default="Polly.Amy"),
-            voice_rw=setting(c, "voice_rw", default="Polly.Amy"),
-            say_language_en=setting(c, "say_language_en"),
-            say_language_rw=setting(c, "say_language_rw"),
-            gather_language_en=setting(c, "gather_language_en", default="en-US"),
-            gather_language_rw=setting(c, "gather_language_rw", default="rw-RW"),
-            speech_timeout=str(setting(c, "speech_timeout", default="auto")),
-            speech_model=setting(c, "speech_model"),
-            enhanced=as_bool(setting(c, "enhanced"), False),
-            speech_hints=setting(c, "speech_hints"),
-            gather_timeout=as_int(setting(c, "gather_timeout"), 6),
-            math_gather_timeout=as_int(setting(c, "math_gather_timeout"), 8),
-            max_silences=as_int(setting(c, "max_silences", "VOICE_MAX_SILENCES"), 2),
-            max_low_confidence=as_int(setting(c, "max_low_confidence"), 2),
-            max_holds=as_int(setting(c, "max_holds"), 4),
-            record_max_length=as_int(setting(c, "record_max_length"), 15),
-            record_silence_timeout=as_int(setting(c, "record_silence_timeout"), 2),
-            record_dtmf_window=as_int(setting(c, "record_dtmf_window"), 2),
-            play_beep=as_bool(setting(c, "play_beep"), True),
-            call_end_intent=setting(c, "call_end_intent", "VOICE_CALL_END_INTENT"),
-            transcriber=Transcriber.from_env(**stt),
-        )
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "TwilioVoiceInput":
+        settings = VoiceSettings.from_credentials(credentials)
+        return cls(settings, transcriber=Transcriber.from_env(base_url=settings.stt_base_url, model=settings.stt_model))
 
     def __init__(
-        self,
-        *,
-        asr_min_confidence: float = 0.4,
-        rw_mode: Text = "auto",
-        voice_en: Text = "Polly.Amy",
-        voice_rw: Text = "Polly.Amy",
-        say_language_en: Optional[Text] = None,
-        say_language_rw: Optional[Text] = None,
-        gather_language_en: Text = "en-US",
-        gather_language_rw: Text = "rw-RW",
-        speech_timeout: Text = "auto",
-        speech_model: Optional[Text] = None,
-        enhanced: bool = False,
-        speech_hints: Optional[Text] = None,
-        gather_timeout: int = 6,
-        math_gather_timeout: int = 8,
-        max_silences: int = 2,
-        max_low_confidence: int = 2,
-        max_holds: int = 4,
-        record_max_length: int = 15,
-        record_silence_timeout: int = 2,
-        record_dtmf_window: int = 2,
-        play_beep: bool = True,
-        call_end_intent: Optional[Text] = None,
-        transcriber: Optional[Transcriber] = None,
-        **shared: Any,
+        self, settings: VoiceSettings, *, store: Any = None, transcriber: Optional[Transcriber] = None,
+        speech: Optional[Speech] = None,
     ) -> None:
-        """``shared``: the settings of every Twilio channel (``TwilioInputBase``)."""
-        self.asr_min_confidence = float(asr_min_confidence)
-        self.voice = {"en": voice_en, "rw": voice_rw}
-        self.say_language = {"en": say_language_en, "rw": say_language_rw}
-        self.gather_language = {"en": gather_language_en, "rw": gather_language_rw}
-        self.speech_timeout = str(speech_timeout)
-        self.speech_model = speech_model or None
-        self.enhanced = bool(enhanced)
-        self.speech_hints = speech_hints or None
-        self.gather_timeout = int(gather_timeout)
-        self.math_gather_timeout = int(math_gather_timeout)
-        self.max_silences = int(max_silences)
-        self.max_low_confidence = int(max_low_confidence)
-        self.max_holds = max(1, int(max_holds))
-        self.record_max_length = int(record_max_length)
-        self.record_silence_timeout = int(record_silence_timeout)
-        self.record_dtmf_window = int(record_dtmf_window)
-        self.play_beep = bool(play_beep)
-        self.call_end_intent = (call_end_intent or "").strip().lstrip("/") or None
+        """``transcriber``: the Kinyarwanda ``<Record>`` path (none by default); ``speech``: how a
+        text is spoken (``connectors.twiml``; ``<Say>`` in the configured voice by default)."""
         self.transcriber = transcriber or Transcriber(None)
-        self.rw_mode = self._resolve_rw_mode(rw_mode)
-        self._auth_token = shared.get("auth_token")  # to fetch and delete recordings
-        self._background: set = set()
-        self._validate_configuration()
-        super().__init__(**shared)
+        self.rw_mode = kinyarwanda_listen_mode(settings.rw_mode, self.transcriber.enabled)
+        self.twiml = VoiceTwiml(settings, speech)
+        super().__init__(settings, store=store)
+        self.call_end = CallEndRecorder(self.store, self.name(), settings.call_end_intent)
 
-    # ------------------------------------------------------------------ config
-    def _resolve_rw_mode(self, mode: Text) -> Text:
-        mode = (mode or "auto").lower()
-        if mode not in RW_MODES:
-            raise InvalidConfigException(f"rw_mode (VOICE_RW_MODE) must be one of {RW_MODES}, not {mode!r}.")
-        if mode == "auto":
-            return "record" if self.transcriber.enabled else "gather"
-        if mode == "record" and not self.transcriber.enabled:
-            logger.warning(
-                "VOICE_RW_MODE=record needs STT_BASE_URL (or LLM_BASE_URL); "
-                "falling back to <Gather> speech recognition for Kinyarwanda."
-            )
-            return "gather"
-        return mode
-
-    def _validate_configuration(self) -> None:
-        timeout = self.speech_timeout.lower()
-        if timeout != "auto":
-            try:
-                if int(timeout) < 1:
-                    raise ValueError
-            except ValueError:
-                raise InvalidConfigException(
-                    f"speech_timeout must be 'auto' or a positive whole number of seconds, not {self.speech_timeout!r}."
-                )
-        if self.speech_model and timeout == "auto" and self.speech_model != "numbers_and_commands":
-            raise InvalidConfigException(
-                "Twilio only accepts speech_timeout 'auto' without a speech_model (or with "
-                "'numbers_and_commands'); set speech_timeout to a number of seconds."
-            )
-        if self.enhanced and self.speech_model != "phone_call":
-            raise InvalidConfigException("enhanced speech recognition needs speech_model 'phone_call'.")
-        for lang, voice in self.voice.items():
-            if not voice or not isinstance(voice, str):
-                raise InvalidConfigException(f"voice_{lang} must name a Twilio <Say> voice.")
-        if not 0.0 <= self.asr_min_confidence <= 1.0:
-            raise InvalidConfigException("asr_min_confidence must be between 0 and 1.")
+    def listen_mode(self, lang: Optional[Text], call: Optional[CallState] = None) -> Text:
+        if lang == "en":
+            return GATHER
+        if call is not None and call.transcription_failing:
+            return GATHER  # the transcription endpoint is failing: keep the call usable
+        return self.rw_mode  # Kinyarwanda, or not known yet (the recording is transcribed in either)
 
     # ------------------------------------------------------------------ blueprint
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -216,9 +130,8 @@ class TwilioVoiceInput(TwilioInputBase):
             try:
                 form = twilio_params(request)
                 call_sid = (form.get("CallSid") or "").strip()
-                call_status = (form.get("CallStatus") or "").strip().lower()
-                if call_sid and call_status in FINAL_STATUSES and self.hasher:
-                    await self._end_call(request, on_new_message, call_sid, self._sender_id(form, call_sid), call_status)
+                if call_sid and call_ended(form) and self.hasher:
+                    await self.call_end.record(form, call_sid, self._sender_id(form, call_sid), on_new_message)
             except Exception:
                 logger.exception("twilio_voice status callback failed.")
             return self._xml(VoiceResponse())
@@ -231,129 +144,65 @@ class TwilioVoiceInput(TwilioInputBase):
         learner = form.get("To") if direction.startswith("outbound") else form.get("From")
         return self.hasher.sender_id(learner, fallback=call_sid)  # type: ignore[union-attr]
 
-    @staticmethod
-    def _call_key(call_sid: Text) -> Text:
-        return f"voice:call:{call_sid}"
-
-    async def _load_call(self, call_sid: Text) -> Dict[Text, Any]:
-        return await self.store.get(self._call_key(call_sid)) or {}
-
-    async def _save_call(self, call_sid: Text, call: Dict[Text, Any]) -> None:
-        await self.store.set(self._call_key(call_sid), call, CALL_TTL)
-
-    def _metadata(self, form: Any, call_sid: Text, **extra: Any) -> Dict[Text, Any]:
-        direction = (form.get("Direction") or "inbound").lower()
-        country = form.get("ToCountry") if direction.startswith("outbound") else form.get("FromCountry")
-        metadata = {"channel": self.name(), "call_sid": call_sid, "direction": direction}
-        if country:
-            metadata["caller_country"] = country
-        metadata.update({k: v for k, v in extra.items() if v is not None})
-        return metadata
+    async def _load_call(self, call_sid: Text) -> CallState:
+        return CallState.from_dict(await self.store.get(call_key(call_sid)))
 
     async def _handle(self, request: Request, on_new_message: Callable, started: float) -> VoiceResponse:
         form = twilio_params(request)
         call_sid = (form.get("CallSid") or "").strip()
-        call_status = (form.get("CallStatus") or "").strip().lower()
-        step = request.args.get("step")
-        if not call_sid:
-            logger.warning("twilio_voice request without CallSid.")
-            return self._error_twiml(None, hangup=True)
-        if self.hasher is None:
-            return self._error_twiml(None, hangup=True)
+        if not call_sid or self.hasher is None:
+            if not call_sid:
+                logger.warning("twilio_voice request without CallSid.")
+            return self._error_twiml(None)
         sender_id = self._sender_id(form, call_sid)
-        if call_status in FINAL_STATUSES:
-            # e.g. the <Record> action after the caller hung up: keep no recording
-            self.transcriber.delete_recording_later(form.get("RecordingUrl"), form.get("AccountSid"), self._auth_token)
-            await self._end_call(request, on_new_message, call_sid, sender_id, call_status)
+        state = await self._load_call(call_sid)
+        heard = classify(form, request.args.get("step"), state, min_confidence=self.settings.asr_min_confidence,
+                         max_low_confidence=self.settings.max_low_confidence)
+        if heard.discard_recording:  # e.g. the <Record> action after the caller hung up: keep no recording
+            self.transcriber.delete_recording_later(form.get("RecordingUrl"), form.get("AccountSid"),
+                                                    self.settings.auth_token)
+        if heard.kind is InputKind.CALL_ENDED:
+            await self.call_end.record(form, call_sid, sender_id, on_new_message)
             return VoiceResponse()
-        call = await self._load_call(call_sid)
-        action_base = self._action_base(request)
+        if heard.kind is InputKind.RECORDING_HANGUP:
+            return VoiceResponse()
+        base = action_base(request, self.auth)
+        call = CallRequest(request, on_new_message, form, call_sid, sender_id, state, base, started)
+        reply = await self._answer(call, heard)
+        await self.store.set(call_key(call_sid), call.state.to_dict(), CALL_TTL)  # the one save per request
+        return self.twiml.render(reply, call.action_base)
 
-        if step == "await":
-            return await self._resume(request, call_sid, sender_id, call, action_base, started)
-
-        if not step:  # the number's own webhook: the call starts
-            call = {"started_at": time.time(), "turns": 0, "silences": 0, "low_conf": 0, "pending": []}
-            metadata = self._metadata(form, call_sid, call_start=True)
-            return await self._turn(
-                request, on_new_message, sender_id, call_sid, call, action_base, started,
-                text="/session_start", metadata=metadata, kind="call_start",
-            )
-
-        digits = (form.get("Digits") or "").strip()
-        speech = (form.get("SpeechResult") or "").strip()
-        recording_url = (form.get("RecordingUrl") or "").strip()
+    async def _answer(self, call: CallRequest, heard: VoiceInput) -> VoiceReply:
+        if heard.kind is InputKind.AWAIT:
+            return await self._resume(call)
+        if heard.kind is InputKind.CALL_START:
+            call.state = CallState.starting()
+            metadata = call_metadata(call.form, call.call_sid, self.name(), call_start=True)
+            return await self._turn(call, heard.kind, "/session_start", metadata)
+        state = call.state
         # answers of earlier turns nobody picked up come first, and set the state they left
-        carried, call["pending"] = await self.turns.collect_ready(call_sid, call.get("pending") or [])
-        for result in results_of(carried):
-            call.update(lang=result.get("language"), math=bool(result.get("math")))
+        records, state.pending = await self.turns.collect_ready(call.call_sid, state.pending)
+        call.carried = self._take_carried(state, records)
         # state lost (e.g. another process without Redis): ask the tracker
-        await self._recall_conversation(request, sender_id, call)
-        language, math_active = call.get("lang"), bool(call.get("math"))
-
-        if step == "record":
-            if digits == "hangup":
-                self.transcriber.delete_recording_later(recording_url, form.get("AccountSid"), self._auth_token)
-                return VoiceResponse()
-            duration = as_float(form.get("RecordingDuration"), 0.0)
-            if digits and digits not in ("#", "hangup") and duration < 2.0:
-                # a key ended the recording at once: the learner used the keypad
-                self.transcriber.delete_recording_later(recording_url, form.get("AccountSid"), self._auth_token)
-                recording_url = ""
-            elif recording_url and duration >= 0.5:
-                digits = ""
-                metadata = self._metadata(form, call_sid, input="speech", asr="record")
-                return await self._turn(
-                    request, on_new_message, sender_id, call_sid, call, action_base, started,
-                    recording_url=recording_url, account_sid=form.get("AccountSid"),
-                    metadata=metadata, kind="record", language=language, carried=carried,
-                )
-            else:
-                self.transcriber.delete_recording_later(recording_url, form.get("AccountSid"), self._auth_token)
-                digits = ""
-
-        if digits:
-            entry = self.keypad.resolve(
-                digits, language=language, math_active=math_active,
-                buttons=[b.get("payload") for b in call.get("buttons") or []],
-            )
-            if entry is not None:
-                metadata = self._metadata(form, call_sid, input="dtmf", keypad=entry.kind)
-                return await self._turn(
-                    request, on_new_message, sender_id, call_sid, call, action_base, started,
-                    text=entry.text, metadata=metadata, kind="dtmf", carried=carried,
-                )
-
-        if speech:
-            confidence = form.get("Confidence")
-            if self._low_confidence(confidence) and call.get("low_conf", 0) < self.max_low_confidence:
-                call["low_conf"] = call.get("low_conf", 0) + 1
-                await self._save_call(call_sid, call)
-                self._log_local(sender_id, started, "low_confidence")
-                texts = self._carried_output(carried).texts + [self.prompts.get("low_confidence", language)]
-                return self._listen_twiml(texts, language, math_active, call, action_base)
-            metadata = self._metadata(form, call_sid, input="speech", asr="gather", asr_confidence=self._confidence(confidence))
-            return await self._turn(
-                request, on_new_message, sender_id, call_sid, call, action_base, started,
-                text=speech, metadata=metadata, kind="speech", carried=carried,
-            )
-
-        return await self._silence(request, sender_id, call_sid, call, action_base, started, carried)
-
-    # ------------------------------------------------------------------ input checks
-    @staticmethod
-    def _confidence(value: Any) -> Optional[float]:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return None
-
-    def _low_confidence(self, value: Any) -> bool:
-        confidence = self._confidence(value)
-        if confidence is None or confidence <= 0.0:
-            # Twilio omits the score (or sends 0) for some speech models: not evidence
-            return False
-        return confidence < self.asr_min_confidence
+        await self._recall_conversation(call.request, call.sender_id, state)
+        if heard.kind is InputKind.RECORDING:
+            metadata = call_metadata(call.form, call.call_sid, self.name(), input="speech", asr="record")
+            return await self._turn(call, heard.kind, None, metadata, recording_url=heard.recording_url)
+        if heard.kind is InputKind.DIGITS:
+            entry = self.keypad.resolve(heard.text, language=state.lang, math_active=state.math,
+                                        buttons=[b.get("payload") for b in state.buttons])
+            if entry is not None:  # always, for the non-empty entries classify lets through
+                metadata = call_metadata(call.form, call.call_sid, self.name(), input="dtmf", keypad=entry.kind)
+                return await self._turn(call, heard.kind, entry.text, metadata)
+        if heard.kind is InputKind.LOW_CONFIDENCE:
+            state.low_conf += 1
+            call.log_local(self.name(), "low_confidence")
+            return self._listen(call.carried.texts + [self.prompts.get("low_confidence", state.lang)], state)
+        if heard.kind is InputKind.SPEECH:
+            metadata = call_metadata(call.form, call.call_sid, self.name(), input="speech", asr="gather",
+                                      asr_confidence=heard.confidence)
+            return await self._turn(call, heard.kind, heard.text, metadata)
+        return await self._silence(call)
 
     # ------------------------------------------------------------------ turns
     def _renderable(self, output: BotOutput) -> BotOutput:
@@ -362,270 +211,123 @@ class TwilioVoiceInput(TwilioInputBase):
         return output
 
     async def _turn(
-        self,
-        request: Request,
-        on_new_message: Callable,
-        sender_id: Text,
-        call_sid: Text,
-        call: Dict[Text, Any],
-        action_base: Text,
-        started: float,
-        metadata: Dict[Text, Any],
-        kind: Text,
-        text: Optional[Text] = None,
+        self, call: CallRequest, kind: InputKind, text: Optional[Text], metadata: Dict[Text, Any],
         recording_url: Optional[Text] = None,
-        account_sid: Optional[Text] = None,
-        language: Optional[Text] = None,
-        carried: Optional[List[Dict[Text, Any]]] = None,
-    ) -> VoiceResponse:
-        carried = carried or []
-        call.setdefault("pending", [])
+    ) -> VoiceReply:
+        """One turn through Rasa (after transcribing ``recording_url``), or a holding reply."""
         turn_id = uuid.uuid4().hex[:16]
-        app = request.app
+        app, sender_id, language = call.request.app, call.sender_id, call.state.lang
+        account_sid, auth_token = call.form.get("AccountSid"), self.settings.auth_token
 
         async def work(timer: TurnTimer) -> Dict[Text, Any]:
             message_text = text
             if recording_url:
                 try:
                     message_text, timer.stt = await self.transcriber.transcribe_recording(
-                        recording_url, language, account_sid, self._auth_token
+                        recording_url, language, account_sid, auth_token
                     )
                 except TranscriptionError as exc:
                     logger.info("Kinyarwanda turn not transcribed (%s).", exc)
-                    log_turn(self.name(), short_ref(sender_id), timer, kind=kind, outcome="stt_failed")
+                    log_turn(self.name(), short_ref(sender_id), timer, kind=kind.value, outcome="stt_failed")
                     return {"stt_failed": True}
-            result = await self._ask_rasa(app, on_new_message, timer, message_text, sender_id,
-                                          f"{call_sid}:{turn_id}", metadata, kind)
-            result["kind"] = kind
+            result = await self._ask_rasa(app, call.on_new_message, timer, message_text, sender_id,
+                                          f"{call.call_sid}:{turn_id}", metadata, kind.value)
+            result["kind"] = kind.value
             return result
 
-        record = await self._run_turn(call_sid, turn_id, started, work)
+        record = await self._run_turn(call.call_sid, turn_id, call.started, work)
         if record is None:
-            call["pending"] = call["pending"] + [turn_id]
-            await self._save_call(call_sid, call)
-            before = self._carried_output(carried).texts
-            return self._holding_twiml(call.get("lang"), action_base, turn_id, 1, before=before)
-        return await self._deliver(record, call_sid, call, action_base, carried)
+            call.state.pending.append(turn_id)
+            return self._holding(call.state.lang, turn_id, 1, before=call.carried.texts)
+        return await self._deliver(call, record)
 
-    async def _resume(
-        self, request: Request, call_sid: Text, sender_id: Text, call: Dict[Text, Any], action_base: Text, started: float
-    ) -> VoiceResponse:
-        turn_id = request.args.get("turn") or ""
-        holds = as_int(request.args.get("n"), 1)
-        record = await self.turns.wait(call_sid, turn_id, self._remaining(started)) if turn_id else {"status": MISSING}
+    async def _resume(self, call: CallRequest) -> VoiceReply:
+        """The ``<Redirect>`` after a holding prompt: the finished turn, or another hold."""
+        turn_id = call.request.args.get("turn") or ""
+        holds = as_int(call.request.args.get("n"), 1)
+        remaining = self._remaining(call.started)
+        record = await self.turns.wait(call.call_sid, turn_id, remaining) if turn_id else {"status": MISSING}
         if record is None:
-            if holds < self.max_holds:
-                return self._holding_twiml(call.get("lang"), action_base, turn_id, holds + 1)
-            logger.warning("A twilio_voice turn of %s is still running after %d holds.", short_ref(sender_id), holds)
-            lang = call.get("lang")
-            return self._listen_twiml([self.prompts.get("error", lang)], lang, bool(call.get("math")), call, action_base)
-        call["pending"] = [t for t in call.get("pending") or [] if t != turn_id]
-        return await self._deliver(record, call_sid, call, action_base, [])
+            if holds < self.settings.max_holds:
+                return self._holding(call.state.lang, turn_id, holds + 1)
+            logger.warning("A twilio_voice turn of %s is still running after %d holds.",
+                           short_ref(call.sender_id), holds)
+            return self._listen([self.prompts.get("error", call.state.lang)], call.state)
+        call.state.pending = [t for t in call.state.pending if t != turn_id]
+        return await self._deliver(call, record)
 
-    async def _deliver(
-        self, record: Dict[Text, Any], call_sid: Text, call: Dict[Text, Any], action_base: Text,
-        carried: List[Dict[Text, Any]],
-    ) -> VoiceResponse:
-        lang, math = call.get("lang"), bool(call.get("math"))
-        output = self._carried_output(carried)
-
-        status = record.get("status")
-        result = record.get("result") if status == DONE else None
-        if status == FAILED or (status == DONE and not isinstance(result, dict)):
-            await self._save_call(call_sid, call)
-            texts = output.texts + [self.prompts.get("error", lang)]
-            return self._listen_twiml(texts, lang, math, call, action_base)
-        if status == MISSING:
-            await self._save_call(call_sid, call)
-            # nothing to deliver (already delivered, or expired): never the answer again
-            texts = output.texts + [self.prompts.get("reprompt_fallback", lang)]
-            return self._listen_twiml(texts, lang, math, call, action_base)
+    async def _deliver(self, call: CallRequest, record: Dict[Text, Any]) -> VoiceReply:
+        state, earlier = call.state, call.carried.texts
+        result = result_of(record)
+        if result is None:  # nothing to deliver (already delivered, expired) or the turn failed
+            key = "reprompt_fallback" if record.get("status") == MISSING else "error"
+            return self._listen(earlier + [self.prompts.get(key, state.lang)], state)
         if result.get("stt_failed"):
-            call["low_conf"] = call.get("low_conf", 0) + 1
-            call["stt_failures"] = call.get("stt_failures", 0) + 1
-            if call["stt_failures"] == STT_FAILURES_BEFORE_GATHER:
+            state.low_conf += 1
+            state.stt_failures += 1
+            if state.stt_failures == STT_FAILURES_BEFORE_GATHER:
                 logger.warning("Transcription keeps failing; this call falls back to <Gather> speech recognition.")
-            await self._save_call(call_sid, call)
-            texts = output.texts + [self.prompts.get("low_confidence", lang)]
-            return self._listen_twiml(texts, lang, math, call, action_base)
+            return self._listen(earlier + [self.prompts.get("low_confidence", state.lang)], state)
 
-        output = output.extend(BotOutput.from_dict(result.get("output")))
+        output = call.carried.extend(BotOutput.from_dict(result.get("output")))
         lang = result.get("language") if result.get("language") in ("en", "rw") else None
-        math = bool(result.get("math"))
         if not output.texts and not output.end_call:
-            key = "welcome" if result.get("kind") == "call_start" else "reprompt_fallback"
+            key = "welcome" if result.get("kind") == InputKind.CALL_START.value else "reprompt_fallback"
             output.texts = [self.prompts.get(key, lang)]
-        call.update(
-            lang=lang, math=math, silences=0, low_conf=0, stt_failures=0, turns=call.get("turns", 0) + 1,
-            last=output.texts[-1:], buttons=output.buttons,
-        )
+        state.answered(lang, result.get("math"), output.texts, output.buttons)
         if output.end_call:
-            call["ended_by_bot"] = True
-            await self._save_call(call_sid, call)
-            return self._hangup_twiml(output.texts or [self.prompts.get("goodbye", lang)], lang)
-        await self._save_call(call_sid, call)
+            state.ended_by_bot = True
+            return VoiceReply(output.texts or [self.prompts.get("goodbye", lang)], lang, then=HANGUP)
         texts = list(output.texts)
         if output.buttons:
             texts.append(" ".join(
                 self.prompts.one("press_for", lang, n=i + 1, title=strip_emoji(b["title"]))
                 for i, b in enumerate(output.buttons)
             ))
-        return self._listen_twiml(texts, lang, math, call, action_base)
+        return self._listen(texts, state)
 
-    async def _silence(
-        self, request: Request, sender_id: Text, call_sid: Text, call: Dict[Text, Any], action_base: Text,
-        started: float, carried: Optional[List[Dict[Text, Any]]] = None,
-    ) -> VoiceResponse:
-        lang, math = call.get("lang"), bool(call.get("math"))
-        late = self._carried_output(carried).texts
+    async def _silence(self, call: CallRequest) -> VoiceReply:
+        state = call.state
+        lang, late = state.lang, call.carried.texts
         if late:  # a late answer arrived while the learner waited: that is the reply
-            call.update(silences=0, last=late[-1:])
-            await self._save_call(call_sid, call)
-            return self._listen_twiml(late, lang, math, call, action_base)
-        call["silences"] = call.get("silences", 0) + 1
-        if call["silences"] > self.max_silences:
-            call["ended_by_silence"] = True
-            await self._save_call(call_sid, call)
-            self._log_local(sender_id, started, "silence_hangup")
-            return self._hangup_twiml([self.prompts.get("goodbye_silence", lang)], lang)
-        last = call.get("last")
+            state.silences, state.last = 0, late[-1:]
+            return self._listen(late, state)
+        state.silences += 1
+        if state.silences > self.settings.max_silences:
+            state.ended_by_silence = True
+            call.log_local(self.name(), "silence_hangup")
+            return VoiceReply([self.prompts.get("goodbye_silence", lang)], lang, then=HANGUP)
+        last = state.last
         if not last:
-            view = await read_conversation(request.app, sender_id)
+            view = await read_conversation(call.request.app, call.sender_id)
             last = [view.last_bot_text] if view.last_bot_text else [self.prompts.get("reprompt_fallback", lang)]
-        await self._save_call(call_sid, call)
-        self._log_local(sender_id, started, "silence")
-        return self._listen_twiml([self.prompts.get("reprompt_silence", lang)] + list(last), lang, math, call, action_base)
+        call.log_local(self.name(), "silence")
+        return self._listen([self.prompts.get("reprompt_silence", lang)] + list(last), state)
 
-    async def _end_call(
-        self, request: Request, on_new_message: Callable, call_sid: Text, sender_id: Text, call_status: Text
-    ) -> None:
-        if not await self.store.add(f"voice:ended:{call_sid}", {"status": call_status}, CALL_TTL):
-            return  # already recorded (webhook and status callback both report it)
-        call = await self.store.pop(self._call_key(call_sid)) or {}
-        form = twilio_params(request)
-        duration = as_int(form.get("CallDuration"), 0) or (
-            int(time.time() - call["started_at"]) if call.get("started_at") else 0
-        )
-        reason = "bot" if call.get("ended_by_bot") else "silence" if call.get("ended_by_silence") else "caller"
-        logger.info(
-            "call_end channel=%s conv=%s status=%s duration_s=%d turns=%d ended_by=%s pending=%d",
-            self.name(), short_ref(sender_id), call_status, duration, call.get("turns", 0), reason,
-            len(call.get("pending") or []),
-        )
-        if self.call_end_intent:
-            metadata = self._metadata(form, call_sid, call_end=True, call_status=call_status,
-                                      duration_s=duration, ended_by=reason)
-            message = UserMessage(f"/{self.call_end_intent}", TwilioVoiceCollector(), sender_id,
-                                  input_channel=self.name(), message_id=f"{call_sid}:end", metadata=metadata)
+    # ------------------------------------------------------------------ replies
+    def _listen(self, texts: List[Text], state: CallState) -> VoiceReply:
+        single_key = not state.math and self.keypad.single_key_menu() and len(state.buttons) <= 9
+        return VoiceReply(texts, state.lang, math=state.math, single_key=single_key,
+                          mode=self.listen_mode(state.lang, state))
 
-            async def notify() -> None:
-                try:
-                    await on_new_message(message)
-                except Exception:
-                    logger.exception("Could not record the end of a call in the tracker.")
+    def _holding(self, lang: Optional[Text], turn_id: Text, holds: int, before: Sequence[Text] = ()) -> VoiceReply:
+        texts = list(before) + [self.prompts.get("holding", lang)]
+        return VoiceReply(texts, lang, then=HOLD, turn_id=turn_id, holds=holds)
 
-            task = asyncio.get_running_loop().create_task(notify())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    def _log_local(self, sender_id: Text, started: float, kind: Text) -> None:
-        log_turn(self.name(), short_ref(sender_id), TurnTimer(started), kind=kind, messages=1, over_budget=False)
-
-    # ------------------------------------------------------------------ TwiML
-    def _action_base(self, request: Request) -> Text:
-        """The webhook URL for ``action``/``Redirect``: public when configured, else a path."""
-        path = request.path
-        if path.endswith("/status"):
-            path = path[: -len("/status")] + "/webhook"
-        if self.auth.public_base_url or self.auth.trust_proxy:
-            public = self.auth.public_url(request).split("?", 1)[0]
-            return public[: len(public) - len(request.path)] + path
-        return path
-
-    @staticmethod
-    def _url(base: Text, **params: Any) -> Text:
-        return f"{base}?{urlencode(params)}"
-
-    def _voice_of(self, lang: Optional[Text]) -> Dict[Text, Any]:
-        key = lang if lang in ("en", "rw") else "en"
-        return {"voice": self.voice[key], "language": self.say_language[key]}
-
-    def listen_mode(self, lang: Optional[Text], call: Optional[Dict[Text, Any]] = None) -> Text:
-        if lang == "en":
-            return "gather"
-        if call and call.get("stt_failures", 0) >= STT_FAILURES_BEFORE_GATHER:
-            return "gather"  # the transcription endpoint is failing: keep the call usable
-        return self.rw_mode  # Kinyarwanda, or not known yet (the recording is transcribed in either)
-
-    def _say_all(self, target: Any, texts: List[Text], lang: Optional[Text]) -> None:
-        voice = self._voice_of(lang)
-        for text in texts:
-            if text:
-                target.say(text, **voice)
-
-    def _listen_twiml(
-        self, texts: List[Text], lang: Optional[Text], math: bool, call: Dict[Text, Any], action_base: Text
-    ) -> VoiceResponse:
-        twiml = VoiceResponse()
-        buttons = call.get("buttons") or []
-        single_key = not math and self.keypad.single_key_menu() and len(buttons) <= 9
-        if self.listen_mode(lang, call) == "record":
-            gather = Gather(
-                input="dtmf", action=self._url(action_base, step="input"), method="POST",
-                timeout=self.math_gather_timeout if math else self.record_dtmf_window,
-                finish_on_key="#", num_digits=1 if single_key else None,
-            )
-            self._say_all(gather, texts, lang)
-            twiml.append(gather)
-            twiml.record(
-                action=self._url(action_base, step="record"), method="POST",
-                timeout=self.record_silence_timeout, max_length=self.record_max_length,
-                play_beep=self.play_beep, trim="trim-silence",
-                finish_on_key="#" if math else "0123456789*#",
-            )
-            twiml.redirect(self._url(action_base, step="silence"), method="POST")
-            return twiml
-        key = lang if lang in ("en", "rw") else "en"
-        gather = Gather(
-            input="dtmf speech", action=self._url(action_base, step="input"), method="POST",
-            action_on_empty_result=True, language=self.gather_language[key],
-            speech_timeout=self.speech_timeout, speech_model=self.speech_model,
-            enhanced=True if self.enhanced else None, hints=self.speech_hints,
-            timeout=self.math_gather_timeout if math else self.gather_timeout,
-            finish_on_key="#", num_digits=1 if single_key else None, barge_in=True,
-        )
-        self._say_all(gather, texts, lang)
-        twiml.append(gather)
-        return twiml
-
-    def _hangup_twiml(self, texts: List[Text], lang: Optional[Text]) -> VoiceResponse:
-        twiml = VoiceResponse()
-        self._say_all(twiml, texts, lang)
-        twiml.hangup()
-        return twiml
-
-    def _holding_twiml(
-        self, lang: Optional[Text], action_base: Text, turn_id: Text, holds: int, before: Optional[List[Text]] = None
-    ) -> VoiceResponse:
-        twiml = VoiceResponse()
-        self._say_all(twiml, list(before or []) + [self.prompts.get("holding", lang)], lang)
-        twiml.redirect(self._url(action_base, step="await", turn=turn_id, n=holds), method="POST")
-        return twiml
-
-    def _error_twiml(self, lang: Optional[Text], hangup: bool = False, action_base: Optional[Text] = None) -> VoiceResponse:
-        if hangup or not action_base:
-            return self._hangup_twiml([self.prompts.get("error_hangup", lang)], lang)
-        return self._listen_twiml([self.prompts.get("error", lang)], lang, False, {}, action_base)
+    def _error_twiml(self, lang: Optional[Text], base: Optional[Text] = None) -> VoiceResponse:
+        """An apology: listening again when the call can go on (``base``: the action URL), else goodbye."""
+        if not base:
+            reply = VoiceReply([self.prompts.get("error_hangup", lang)], lang, then=HANGUP)
+        else:
+            reply = self._listen([self.prompts.get("error", lang)], CallState(lang=lang))
+        return self.twiml.render(reply, base or "")
 
     async def _apology(self, request: Request) -> VoiceResponse:
         lang = None
         try:
             call_sid = (twilio_params(request).get("CallSid") or "").strip()
             if call_sid:
-                lang = (await self._load_call(call_sid)).get("lang")
-            return self._error_twiml(lang, action_base=self._action_base(request))
+                lang = (await self._load_call(call_sid)).lang
+            return self._error_twiml(lang, action_base(request, self.auth))
         except Exception:
-            twiml = VoiceResponse()
-            twiml.say(self.prompts.get("error_hangup", lang))
-            twiml.hangup()
-            return twiml
+            return VoiceTwiml.plain_hangup(self.prompts.get("error_hangup", lang))

@@ -46,6 +46,7 @@ from connector_fixtures import (
     said,
     sms_params,
 )
+from connectors.settings import SmsSettings, VoiceSettings
 from connectors.state import InMemoryStateStore
 from connectors.transcription import Transcriber
 from connectors.twilio_sms import TwilioSmsInput
@@ -187,9 +188,9 @@ class Local:
         self.agent = ScriptedAgent()
         settings = dict(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET, public_base_url=PUBLIC_BASE,
                         timing_instrumentation=False)
-        voice = TwilioVoiceInput(store=InMemoryStateStore(), transcriber=transcriber,
-                                 rw_mode="record" if transcriber else "gather", **settings)
-        sms = TwilioSmsInput(store=InMemoryStateStore(), **settings)
+        voice = TwilioVoiceInput(VoiceSettings(rw_mode="record" if transcriber else "gather", **settings),
+                                 store=InMemoryStateStore(), transcriber=transcriber)
+        sms = TwilioSmsInput(SmsSettings(**settings), store=InMemoryStateStore())
         self.server = RunningServer(make_app([voice, sms], self.agent))
 
     async def __aenter__(self):

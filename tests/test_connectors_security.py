@@ -22,6 +22,7 @@ from connectors.security import (
     TwilioRequestAuthenticator,
     normalise_number,
 )
+from connectors.settings import SmsSettings, VoiceSettings
 from connectors.state import InMemoryStateStore
 from connectors.twilio_sms import TwilioSmsInput
 from connectors.twilio_voice import TwilioVoiceInput
@@ -36,8 +37,8 @@ def channels(**overrides):
     settings = dict(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET, public_base_url=PUBLIC_BASE,
                     timing_instrumentation=False)
     settings.update(overrides)
-    return (TwilioVoiceInput(store=InMemoryStateStore(), **settings),
-            TwilioSmsInput(store=InMemoryStateStore(), **settings))
+    return (TwilioVoiceInput(VoiceSettings(**settings), store=InMemoryStateStore()),
+            TwilioSmsInput(SmsSettings(**settings), store=InMemoryStateStore()))
 
 
 def setup(**overrides):

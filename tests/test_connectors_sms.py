@@ -20,6 +20,7 @@ from connector_fixtures import (
 )
 from connectors import gsm
 from connectors.security import SenderIdHasher
+from connectors.settings import SmsSettings
 from connectors.state import InMemoryStateStore
 from connectors.twilio_sms import TwilioSmsInput
 from rasa.shared.exceptions import InvalidConfigException
@@ -35,7 +36,8 @@ def setup(agent=None, **overrides):
     settings = dict(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET, public_base_url=PUBLIC_BASE,
                     store=InMemoryStateStore(), timing_instrumentation=False)
     settings.update(overrides)
-    channel = TwilioSmsInput(**settings)
+    store = settings.pop("store")
+    channel = TwilioSmsInput(SmsSettings(**settings), store=store)
     return agent, channel, TwilioClient(make_app([channel], agent))
 
 
@@ -243,7 +245,7 @@ async def test_from_credentials(monkeypatch):
     monkeypatch.setenv("SMS_MAX_SEGMENTS", "3")
     monkeypatch.delenv("REDIS_URL", raising=False)
     channel = TwilioSmsInput.from_credentials({"more_keywords": "more, next", "timing_instrumentation": False})
-    assert channel.max_segments == 3 and channel.more_keywords == {"more", "next"}
+    assert channel.settings.max_segments == 3 and channel.settings.more_keywords == {"more", "next"}
     assert channel.name() == "twilio_sms"
 
 

@@ -26,6 +26,7 @@ from connector_fixtures import (
     sms_params,
     messages_of,
 )
+from connectors.settings import SmsSettings, VoiceSettings
 from connectors.state import InMemoryStateStore, RedisStateStore, get_state_store, wait_for_value
 from connectors.turns import DONE, FAILED, MISSING, TurnRunner
 from connectors.twilio_sms import TwilioSmsInput
@@ -187,8 +188,8 @@ async def test_two_processes_share_a_slow_voice_turn_through_redis(redis_url):
     agent = ScriptedAgent(delay=1.3)
     settings = dict(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET, public_base_url=PUBLIC_BASE,
                     turn_budget=1.0, timing_instrumentation=False)
-    process_a = TwilioVoiceInput(store=_redis_store(redis_url), **settings)
-    process_b = TwilioVoiceInput(store=_redis_store(redis_url), **settings)
+    process_a = TwilioVoiceInput(VoiceSettings(**settings), store=_redis_store(redis_url))
+    process_b = TwilioVoiceInput(VoiceSettings(**settings), store=_redis_store(redis_url))
     client_a = TwilioClient(make_app([process_a], agent))
     client_b = TwilioClient(make_app([process_b], agent))
     held = parse_twiml((await client_a.post("/webhooks/twilio_voice/webhook", call_params(CallStatus="ringing"))).text)
@@ -207,8 +208,8 @@ async def test_sms_duplicates_are_caught_across_processes_through_redis(redis_ur
     agent = ScriptedAgent()
     settings = dict(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET, public_base_url=PUBLIC_BASE,
                     timing_instrumentation=False)
-    client_a = TwilioClient(make_app([TwilioSmsInput(store=_redis_store(redis_url), **settings)], agent))
-    client_b = TwilioClient(make_app([TwilioSmsInput(store=_redis_store(redis_url), **settings)], agent))
+    client_a = TwilioClient(make_app([TwilioSmsInput(SmsSettings(**settings), store=_redis_store(redis_url))], agent))
+    client_b = TwilioClient(make_app([TwilioSmsInput(SmsSettings(**settings), store=_redis_store(redis_url))], agent))
     params = sms_params("1", sid="SM" + "f" * 32)
     first = messages_of(parse_twiml((await client_a.post("/webhooks/twilio_sms/webhook", params)).text))
     retry = messages_of(parse_twiml((await client_b.post("/webhooks/twilio_sms/webhook", params)).text))

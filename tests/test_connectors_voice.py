@@ -34,6 +34,7 @@ from connector_fixtures import (
     said,
 )
 from connectors.security import SenderIdHasher
+from connectors.settings import VoiceSettings
 from connectors.state import InMemoryStateStore
 from connectors.transcription import Transcriber
 from connectors.twilio_voice import TwilioVoiceInput
@@ -51,7 +52,8 @@ def voice(**overrides) -> TwilioVoiceInput:
         store=InMemoryStateStore(), timing_instrumentation=False,
     )
     settings.update(overrides)
-    return TwilioVoiceInput(**settings)
+    store, transcriber = settings.pop("store"), settings.pop("transcriber", None)
+    return TwilioVoiceInput(VoiceSettings(**settings), store=store, transcriber=transcriber)
 
 
 def setup(agent=None, **overrides):
@@ -162,7 +164,7 @@ async def test_invalid_configurations_are_rejected(overrides):
 
 async def test_valid_speech_model_configuration():
     channel = voice(speech_model="phone_call", enhanced=True, speech_timeout="2")
-    assert channel.speech_model == "phone_call"
+    assert channel.settings.speech_model == "phone_call"
 
 
 # ---------------------------------------------------------------------- call start
@@ -549,8 +551,8 @@ async def test_from_credentials_reads_environment_and_credentials(monkeypatch):
     assert channel.auth.auth_token == "env-token" and channel.auth.validate is True
     assert channel.auth.public_base_url == "https://env.example.org"
     assert channel.turn_budget == 9  # credentials win over the environment
-    assert channel.asr_min_confidence == 0.55 and channel.rw_mode == "gather"
-    assert channel.voice["rw"] == "Polly.Ayanda" and channel.keypad.mapping == {"1": "/start_math"}
+    assert channel.settings.asr_min_confidence == 0.55 and channel.rw_mode == "gather"
+    assert channel.settings.voice_rw == "Polly.Ayanda" and channel.keypad.mapping == {"1": "/start_math"}
     assert channel.hasher.sender_id(LEARNER) == SenderIdHasher("env-secret").sender_id(LEARNER)
     assert TwilioVoiceInput.from_credentials(None).name() == "twilio_voice"
 
