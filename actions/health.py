@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import pluggy
@@ -26,6 +25,8 @@ from rasa_sdk.plugin import plugin_manager
 from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from core.config import as_bool, env
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,11 @@ async def healthz(request: Request) -> HTTPResponse:
     from actions.progress_store import database_url_from_env
     from infra import health
 
-    probe = request.args.get("probe", "1") not in ("0", "false", "no")
+    probe = as_bool(request.args.get("probe"), True)
     try:
         progress_db, redis_check, llm = await asyncio.gather(
             asyncio.to_thread(health.check_database, database_url_from_env()),
-            asyncio.to_thread(health.check_redis, os.environ.get("REDIS_URL", "").strip() or None),
+            asyncio.to_thread(health.check_redis, env("REDIS_URL")),
             asyncio.to_thread(health.check_llm, probe),
         )
     except Exception as exc:  # noqa: BLE001

@@ -8,12 +8,13 @@ them. Messages with no signal (numbers, names, "ok") return None: keep the curre
 from __future__ import annotations
 
 import re
-from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Text
 
 import yaml
+
+from core.fuzzy import closest
 
 SUPPORTED = ("en", "rw")
 DEFAULT_LANGUAGE = "en"
@@ -34,8 +35,7 @@ def normalise_language(value: Optional[Text]) -> Optional[Text]:
     key = str(value).strip().lower()
     if key not in _NAMES:
         # Speech recognition and SMS misspell names ("kinyarwada", "englsh").
-        close = get_close_matches(key, _NAMES.keys(), n=1, cutoff=0.8)
-        key = close[0] if close else key
+        key = closest(key, _NAMES.keys(), cutoff=0.8) or key
     return _NAMES.get(key)
 
 

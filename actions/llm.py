@@ -33,11 +33,12 @@ import logging
 import os
 import re
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from actions.tutoring.base import LLMTask
+from core.config import as_float, as_int, env
+from core.plain_text import strip_emoji
 
 try:  # the official client, openai>=1,<2
     import httpx
@@ -240,21 +241,6 @@ def data_block(variables: Dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- replies
-# GSM 03.38 basic character set (7-bit, one septet each).
-GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_CHAR_MAP = {
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
-    "\u2212": "-", "\u2026": "...", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
-    "\t": " ", "\u00d7": "x", "\u00f7": "/", "\u2022": "-", "\u00b7": "-",
-    "[": "(", "]": ")", "{": "(", "}": ")", "~": "-", "|": "/", "\\": "/",
-    "^": "", "\u20ac": "EUR",
-}
-
 REFUSAL_PATTERNS = [
     re.compile(p, re.IGNORECASE)
     for p in (
@@ -288,24 +274,12 @@ _MD_RULES: List[Tuple["re.Pattern[str]", str]] = [
 ]
 
 
-def to_gsm_plain(text: str) -> str:
-    """Strip markdown, emoji and anything outside the GSM 7-bit basic set."""
+def plain_text(text: str) -> str:
+    """The reply without markdown or emoji, on one line: for voice and SMS alike (the SMS
+    channel maps it to GSM-7 itself; a voice reply keeps its quotes and accents)."""
     for pattern, repl in _MD_RULES:
         text = pattern.sub(repl, text)
-    out: List[str] = []
-    for ch in text:
-        ch = _CHAR_MAP.get(ch, ch)
-        for c in ch:
-            if c in GSM_BASIC:
-                out.append(c)
-                continue
-            # accented letters -> base letter (e.g. "ê" -> "e"); emoji etc. vanish
-            base = "".join(
-                b for b in unicodedata.normalize("NFKD", c) if not unicodedata.combining(b)
-            )
-            out.append("".join(b for b in base if b in GSM_BASIC))
-    plain = "".join(out)
-    plain = plain.replace("**", "").replace("##", "")
+    plain = strip_emoji(text).replace("**", "").replace("##", "")
     plain = re.sub(r"\s+", " ", plain).strip()
     plain = re.sub(r"\s+([,.!?;:])", r"\1", plain)
     return plain
@@ -353,23 +327,9 @@ class _Unusable(Exception):
 
 
 # --------------------------------------------------------------------------- client
-def _env(*names: str) -> Optional[str]:
-    for name in names:
-        value = os.environ.get(name)
-        if value is not None and value.strip():
-            return value.strip()
-    return None
-
-
-def _env_number(name: str, default: float, cast=float):
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        value = cast(raw)
-    except ValueError:
-        logger.warning("Ignoring invalid %s; using %s", name, default)
-        return default
+def _env_number(name: str, default: float, as_number=as_float):
+    """A positive number from the environment, else ``default``."""
+    value = as_number(env(name), default)
     return value if value > 0 else default
 
 
@@ -406,25 +366,20 @@ class LLMClient:
     @classmethod
     def from_env(cls, clock: Callable[[], float] = time.monotonic) -> "LLMClient":
         breaker = CircuitBreaker(
-            failure_threshold=int(_env_number("LLM_BREAKER_FAILURES", DEFAULT_BREAKER_FAILURES, int)),
+            failure_threshold=int(_env_number("LLM_BREAKER_FAILURES", DEFAULT_BREAKER_FAILURES, as_int)),
             cooldown=_env_number("LLM_BREAKER_COOLDOWN", DEFAULT_BREAKER_COOLDOWN),
             clock=clock,
         )
-        temperature = _env("LLM_TEMPERATURE")
-        try:
-            temp_value = float(temperature) if temperature is not None else DEFAULT_TEMPERATURE
-        except ValueError:
-            temp_value = DEFAULT_TEMPERATURE
         return cls(
-            base_url=_env("LLM_BASE_URL", "OPENAI_BASE_URL"),
-            api_key=_env("LLM_API_KEY", "OPENAI_API_KEY"),
-            model=_env("LLM_MODEL") or DEFAULT_MODEL,
+            base_url=env("LLM_BASE_URL", "OPENAI_BASE_URL"),
+            api_key=env("LLM_API_KEY", "OPENAI_API_KEY"),
+            model=env("LLM_MODEL") or DEFAULT_MODEL,
             timeout=_env_number("LLM_TIMEOUT", DEFAULT_TIMEOUT),
-            max_chars=int(_env_number("LLM_MAX_CHARS", DEFAULT_MAX_CHARS, int)),
-            max_tokens=int(_env_number("LLM_MAX_TOKENS", DEFAULT_MAX_TOKENS, int)),
-            temperature=temp_value,
+            max_chars=int(_env_number("LLM_MAX_CHARS", DEFAULT_MAX_CHARS, as_int)),
+            max_tokens=int(_env_number("LLM_MAX_TOKENS", DEFAULT_MAX_TOKENS, as_int)),
+            temperature=as_float(env("LLM_TEMPERATURE"), DEFAULT_TEMPERATURE),
             breaker=breaker,
-            prompts_dir=_env("LLM_PROMPTS_DIR"),
+            prompts_dir=env("LLM_PROMPTS_DIR"),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -499,7 +454,7 @@ class LLMClient:
         text = _content_text(getattr(message, "content", None))
         if text is None:
             raise _Failure("non_text")
-        plain = to_gsm_plain(text)
+        plain = plain_text(text)
         if not plain:
             raise _Unusable("empty")
         if looks_like_refusal(plain):

@@ -47,7 +47,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -95,6 +94,7 @@ from actions.progress_writes import (
     progress_write,
 )
 from actions.tutoring.base import Progress
+from core.config import env
 from infra.spool import FlusherLock, Row, Spool
 
 logger = logging.getLogger(__name__)
@@ -245,10 +245,10 @@ def _clean_language(language: str) -> str:
 
 # --------------------------------------------------------------------------- urls
 def database_url_from_env() -> str:
-    url = os.environ.get("PROGRESS_DB_URL") or os.environ.get("DATABASE_URL")
-    if url and url.strip():
-        return url.strip()
-    path = os.environ.get("PROGRESS_DB_PATH") or DEFAULT_SQLITE_FILE
+    url = env("PROGRESS_DB_URL", "DATABASE_URL")
+    if url:
+        return url
+    path = env("PROGRESS_DB_PATH", default=DEFAULT_SQLITE_FILE)
     return "sqlite:///" + str(Path(path).expanduser().resolve())
 
 
@@ -321,7 +321,7 @@ class ProgressStore:
     ) -> None:
         self.url = normalise_url(url or database_url_from_env())
         self.dialect = self.url.get_backend_name()
-        schema = schema if schema is not None else os.environ.get("PROGRESS_DB_SCHEMA") or None
+        schema = schema if schema is not None else env("PROGRESS_DB_SCHEMA")
         if schema is not None:
             if self.dialect != "postgresql":
                 logger.warning("PROGRESS_DB_SCHEMA is ignored for SQLite")
@@ -337,7 +337,7 @@ class ProgressStore:
         self._lock: Optional[asyncio.Lock] = None
         self._ready = False
         # The local queue of writes: one per database (a queued write belongs to its database).
-        self.spool_path = Path(spool_path or os.environ.get("PROGRESS_SPOOL_PATH") or self._default_spool_path())
+        self.spool_path = Path(spool_path or env("PROGRESS_SPOOL_PATH") or self._default_spool_path())
         self._lock_path = self.spool_path.with_name(self.spool_path.name + ".flush.lock")
         self._spool: Optional[Spool] = None
         self._queue_loop: Optional[asyncio.AbstractEventLoop] = None

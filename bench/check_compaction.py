@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any, List, Optional, Tuple
 
 from bench.stack import MODEL
+from core.config import as_int, env
 
 
 def compare_decisions(processor: Any, full: Any, after: int = 24, keep: int = 8,
@@ -77,8 +77,8 @@ async def main_async(args: argparse.Namespace) -> int:
     for name in ("rasa", "structlog", ""):
         logging.getLogger(name).setLevel(logging.WARNING)
     processor = agent.processor
-    after = int(os.environ.get("TRACKER_COMPACT_AFTER_TURNS") or 24)
-    keep = int(os.environ.get("TRACKER_COMPACT_KEEP_TURNS") or 8)
+    after = as_int(env("TRACKER_COMPACT_AFTER_TURNS"), 24)
+    keep = as_int(env("TRACKER_COMPACT_KEEP_TURNS"), 8)
     compared = differences = 0
     for key in keys:
         raw = json.loads(client.get(key))

@@ -43,6 +43,7 @@ from bench.load import PhaseResult, run_long_session, run_phase
 from bench.stack import BENCH_AUTH_TOKEN, BENCH_PUBLIC_BASE_URL, MODEL, ROOT, VENV_BIN, BenchStack, check_services
 from bench.stats import ratio, summarise
 from bench.twilio import Signer
+from core.config import as_bool, env
 
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -62,10 +63,6 @@ QUICK = {
     "nlu_messages": 20,
 }
 MIXES = {"twilio": {"sms": 0.5, "voice": 0.5}, "rest": {"rest": 1.0}}
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def log(message: str) -> None:
@@ -268,12 +265,12 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
 # --------------------------------------------------------------------------- main
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="BAKAME benchmark (issue 6)")
-    p.add_argument("--quick", action="store_true", default=env_flag("BENCH_QUICK"))
-    p.add_argument("--skip-train", action="store_true", default=env_flag("BENCH_SKIP_TRAIN"))
+    p.add_argument("--quick", action="store_true", default=as_bool(env("BENCH_QUICK"), False))
+    p.add_argument("--skip-train", action="store_true", default=as_bool(env("BENCH_SKIP_TRAIN"), False))
     p.add_argument("--rasa-workers", type=int, default=int(os.environ.get("BENCH_RASA_WORKERS") or 2))
     p.add_argument("--action-workers", type=int, default=int(os.environ.get("BENCH_ACTION_WORKERS") or 1))
     p.add_argument("--llm-delay", type=float, default=float(os.environ.get("BENCH_LLM_DELAY") or 1.5))
-    p.add_argument("--profile", action="store_true", default=env_flag("BENCH_PROFILE"))
+    p.add_argument("--profile", action="store_true", default=as_bool(env("BENCH_PROFILE"), False))
     p.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
                    help="comma-separated parts: nlu,load,llm,long,train (default: all)")
     p.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -285,7 +282,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--overlay", default=os.environ.get("BENCH_OVERLAY", ""),
                    help="a directory with changed copies of packages (infra/, connectors/, actions/) that shadow the "
                         "checkout's in the servers: measure a proposed change before applying it")
-    p.add_argument("--no-docs", action="store_true", default=env_flag("BENCH_NO_DOCS"))
+    p.add_argument("--no-docs", action="store_true", default=as_bool(env("BENCH_NO_DOCS"), False))
     p.add_argument("--doc-section", default=os.environ.get("BENCH_DOC_SECTION", ""),
                    help="write the tables into this named block of docs/benchmarks.md instead of the latest-run one")
     return p.parse_args(argv)

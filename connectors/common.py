@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel
+
+from core import config
+# The channels read their settings and render text with these (one definition each, in core).
+from core.config import as_bool, as_float, as_int  # noqa: F401
+from core.plain_text import strip_emoji  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -21,37 +24,8 @@ def setting(credentials: Optional[Mapping[Text, Any]], key: Text, env: Optional[
     """``credentials[key]`` if set (non-empty), else the environment variable ``env``, else ``default``."""
     value = (credentials or {}).get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
-        value = os.environ.get(env) if env else None
-        if value is None or not str(value).strip():
-            return default
+        return config.env(env, default=default) if env else default
     return value
-
-
-def as_bool(value: Any, default: bool = False) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    return default
-
-
-def as_float(value: Any, default: float) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def as_int(value: Any, default: int) -> int:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return default
 
 
 def as_list(value: Any) -> List[Text]:
@@ -117,16 +91,6 @@ async def read_conversation(app: Any, sender_id: Text) -> ConversationView:
 
 
 # ---------------------------------------------------------------------- bot output
-_EMOJI = re.compile(
-    "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U0001F1FF\U00002300-\U000023FF"
-    "\U00002B00-\U00002BFF\U0000FE0E\U0000FE0F\U0000200D\U000020E3]+"
-)
-
-
-def strip_emoji(text: Text) -> Text:
-    return re.sub(r"[ ]{2,}", " ", _EMOJI.sub("", text)).strip()
-
-
 @dataclass
 class BotOutput:
     """The bot's messages of one turn, reduced to what a phone channel can render."""
@@ -179,7 +143,7 @@ def parse_bot_messages(messages: List[Dict[Text, Any]]) -> BotOutput:
                 out.buttons = parsed
         custom = message.get("custom")
         if custom is not None:
-            if isinstance(custom, Mapping) and as_bool(custom.get("end_call")):
+            if isinstance(custom, Mapping) and as_bool(custom.get("end_call"), False):
                 out.end_call = True
                 said = custom.get("text")
                 if isinstance(said, str) and said.strip():

@@ -1,102 +1,14 @@
-"""GSM-7 sanitising and segmenting of SMS replies.
+"""Fitting an SMS reply into a few segments: the SMS channel's use of :mod:`core.gsm`.
 
-One character outside the GSM 03.38 alphabet (an emoji, a smart quote, a long dash)
-switches the whole SMS to UCS-2 and cuts a segment from 160 to 70 characters, so every
-reply is mapped to GSM-7 first. Length is counted in septets: characters of the extension
-table (``^{}[]~|\\€``) take two. A single SMS holds 160 septets, each part of a
-concatenated SMS 153 (the rest is the concatenation header).
+The reply is cleaned to GSM-7 (``sanitize``, from core.gsm: voice replies are not), then cut
+at a word or sentence end so it fits ``max_segments``; the rest waits for MORE.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
-from typing import List, Optional, Text, Tuple
+from typing import List, Text, Tuple
 
-GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXTENSION = frozenset("^{}\\[~]|€")
-
-SINGLE_SEGMENT = 160
-MULTI_SEGMENT = 153
-
-_REPLACEMENTS = {
-    # quotes and apostrophes
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
-    "`": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-    "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
-    # dashes, bullets, ellipsis
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
-    "\u2212": "-", "\u2022": "-", "\u2023": "-", "\u25cf": "-", "\u25aa": "-", "\u00b7": "-",
-    "\u2026": "...",
-    # spaces and invisible characters
-    "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2007": " ", "\u2009": " ", "\u200a": " ",
-    "\u202f": " ", "\u3000": " ", "\t": " ",
-    "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "", "\ufe0f": "", "\ufe0e": "",
-    # maths a tutor may write
-    "\u00d7": "x", "\u00f7": "/", "\u2044": "/", "\u2215": "/", "\u2264": "<=", "\u2265": ">=",
-    "\u2260": "not =", "\u2248": "about", "\u00b1": "+/-", "\u221a": "sqrt ", "\u00b2": "^2",
-    "\u00b3": "^3", "\u00bd": "1/2", "\u00bc": "1/4", "\u00be": "3/4", "\u2153": "1/3",
-    "\u2154": "2/3", "\u00b0": " degrees", "\u2030": " per mille",
-    # currency and marks
-    "\u00a2": "c", "\u00a9": "(c)", "\u00ae": "(R)", "\u2122": "TM", "\u20a3": "FRW",
-    # arrows
-    "\u2192": "->", "\u2190": "<-", "\u21d2": "=>",
-    # lowercase c cedilla is not GSM (only the capital is)
-    "\u00e7": "c",
-}
-
-
-def is_gsm(text: Text) -> bool:
-    return all(c in GSM_BASIC or c in GSM_EXTENSION for c in text)
-
-
-def _to_gsm_char(char: Text) -> Text:
-    if char in GSM_BASIC or char in GSM_EXTENSION:
-        return char
-    if char in _REPLACEMENTS:
-        return _REPLACEMENTS[char]
-    if unicodedata.category(char) in ("Zs", "Zl", "Zp"):
-        return " "
-    decomposed = unicodedata.normalize("NFKD", char)
-    kept = "".join(
-        c for c in decomposed if (c in GSM_BASIC or c in GSM_EXTENSION) and not unicodedata.combining(c)
-    )
-    if kept and kept.strip():
-        return kept
-    return ""  # emoji, pictographs, other scripts: dropped
-
-
-def sanitize(text: Optional[Text]) -> Text:
-    """``text`` in the GSM-7 alphabet: smart punctuation mapped, accents stripped, emoji dropped."""
-    if not text:
-        return ""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    out = "".join(_to_gsm_char(c) for c in text)
-    out = re.sub(r"[ ]{2,}", " ", out)
-    out = re.sub(r" *\n *", "\n", out)
-    out = re.sub(r"\n{3,}", "\n\n", out)
-    return out.strip()
-
-
-def septets(text: Text) -> int:
-    return sum(2 if c in GSM_EXTENSION else 1 for c in text)
-
-
-def segment_count(text: Text) -> int:
-    """Number of SMS segments ``text`` (already GSM-7) needs."""
-    total = septets(text)
-    if total <= SINGLE_SEGMENT:
-        return 1 if total else 0
-    segments, used = 1, 0
-    for c in text:
-        weight = 2 if c in GSM_EXTENSION else 1
-        if used + weight > MULTI_SEGMENT:  # an escape pair is never split across parts
-            segments += 1
-            used = 0
-        used += weight
-    return segments
+# The SMS channel reaches the alphabet through this module (twilio_sms calls gsm.sanitize).
+from core.gsm import MULTI_SEGMENT, SINGLE_SEGMENT, char_septets, is_gsm, sanitize, segment_count, septets  # noqa: F401
 
 
 def capacity(max_segments: int) -> int:
@@ -107,7 +19,7 @@ def _cut_index(text: Text, budget: int) -> int:
     """Index to cut ``text`` at so the head has at most ``budget`` septets, at a word end."""
     used, limit = 0, 0
     for i, c in enumerate(text):
-        used += 2 if c in GSM_EXTENSION else 1
+        used += char_septets(c)
         if used > budget:
             break
         limit = i + 1

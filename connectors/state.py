@@ -3,18 +3,20 @@
 Process-local by default (a bounded TTL cache). Production runs several Rasa processes
 behind one Twilio number, and Twilio may send the follow-up request of a call (e.g. the
 ``<Redirect>`` that picks up a slow answer) to another process: set ``REDIS_URL`` to share
-this state through Redis (redis-py asyncio client). Values are JSON documents; no phone
-numbers are ever stored (keys use CallSid, MessageSid or the hashed conversation id).
+this state through Redis (a client from infra.redis_client: timeouts, retries). Values are
+JSON documents; no phone numbers are ever stored (keys use CallSid, MessageSid or the hashed conversation id).
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from typing import Any, Dict, Optional, Text, Tuple
+
+from core.config import env
+from infra.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -136,13 +138,11 @@ _STORES: Dict[Text, StateStore] = {}
 
 def get_state_store(redis_url: Optional[Text] = None) -> StateStore:
     """The process-wide store: Redis when ``redis_url`` (or ``REDIS_URL``) is set."""
-    url = (redis_url if redis_url is not None else os.environ.get("REDIS_URL", "")).strip()
+    url = (redis_url if redis_url is not None else env("REDIS_URL", default="")).strip()
     store = _STORES.get(url)
     if store is None:
         if url:
-            import redis.asyncio as redis_asyncio  # redis-py >= 4.2
-
-            store = RedisStateStore(redis_asyncio.from_url(url))
+            store = RedisStateStore(redis_client(url))
             logger.info("Twilio channel state is shared through Redis.")
         else:
             store = InMemoryStateStore()

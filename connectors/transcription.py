@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any, Iterable, Optional, Text, Tuple
 from urllib.parse import urlparse
+
+from core.config import as_bool, as_float, env
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +37,6 @@ MIME = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 
 class TranscriptionError(Exception):
     """The turn could not be transcribed (download, API or empty result)."""
-
-
-def _env(*names: Text, default: Optional[Text] = None) -> Optional[Text]:
-    for name in names:
-        value = os.environ.get(name)
-        if value is not None and value.strip():
-            return value.strip()
-    return default
 
 
 def _openai_client_class() -> Any:
@@ -82,16 +75,16 @@ class Transcriber:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Transcriber":
-        hosts = _env("TWILIO_RECORDING_HOSTS")
+        hosts = env("TWILIO_RECORDING_HOSTS")
         params = dict(
-            base_url=_env("STT_BASE_URL", "LLM_BASE_URL"),
-            api_key=_env("STT_API_KEY", "LLM_API_KEY", "OPENAI_API_KEY"),
-            model=_env("STT_MODEL", default=DEFAULT_MODEL),
-            timeout=float(_env("STT_TIMEOUT", default="8")),
-            send_language=(_env("STT_SEND_LANGUAGE", default="true").lower() != "false"),
+            base_url=env("STT_BASE_URL", "LLM_BASE_URL"),
+            api_key=env("STT_API_KEY", "LLM_API_KEY", "OPENAI_API_KEY"),
+            model=env("STT_MODEL", default=DEFAULT_MODEL),
+            timeout=as_float(env("STT_TIMEOUT"), 8.0),
+            send_language=as_bool(env("STT_SEND_LANGUAGE"), True),
             recording_hosts=hosts.split(",") if hosts else DEFAULT_RECORDING_HOSTS,
-            delete_recordings=(_env("STT_DELETE_RECORDINGS", default="true").lower() != "false"),
-            client=_env("STT_CLIENT", default="auto"),
+            delete_recordings=as_bool(env("STT_DELETE_RECORDINGS"), True),
+            client=env("STT_CLIENT", default="auto"),
         )
         params.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**params)

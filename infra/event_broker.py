@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -47,6 +46,7 @@ from sqlalchemy.engine import URL, Engine
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
+from core.config import env
 from infra.spool import FlusherLock, Spool
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class BufferedSQLEventBroker(EventBroker):
                 options[name] = kind(value)
         if kwargs.get("spool_synchronous"):
             options["spool_synchronous"] = str(kwargs.pop("spool_synchronous"))
-        spool_path = kwargs.pop("spool_path", None) or os.environ.get("EVENT_SPOOL_PATH") or DEFAULT_SPOOL_PATH
+        spool_path = kwargs.pop("spool_path", None) or env("EVENT_SPOOL_PATH", default=DEFAULT_SPOOL_PATH)
         broker = cls(url, spool_path=spool_path, **options)
         logger.info("event broker: %r (%d event(s) waiting in the spool)", broker, broker.spool.pending())
         return broker

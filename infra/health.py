@@ -28,11 +28,12 @@ def _timed(started: float) -> int:
 def check_redis(url: Optional[str], timeout: float = TIMEOUT) -> Check:
     if not url:
         return {"status": "disabled", "detail": "REDIS_URL not set"}
-    import redis
+    from infra.redis_client import redis_client
 
     started = time.monotonic()
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:  # one probe, no retries: the check reports what it finds now
+        client = redis_client(url, use_asyncio=False, socket_timeout=timeout, socket_connect_timeout=timeout,
+                              retries=0)
         try:
             client.ping()
             info = client.info("persistence")

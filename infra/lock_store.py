@@ -34,8 +34,9 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 from rasa.utils.endpoints import EndpointConfig
 
+from core.config import as_float
 from infra.errors import StoreUnavailable
-from infra.redis_client import ResilientRedis, as_number
+from infra.redis_client import ResilientRedis
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class ResilientRedisLockStore(LockStore):
             logger.warning("ignoring non-alphanumeric lock key prefix %r", prefix)
             prefix = ""
         self.key_prefix = f"{prefix}:lock:" if prefix else "lock:"
-        self.poll_interval = max(0.005, float(as_number(poll_interval, DEFAULT_POLL_INTERVAL)))
+        self.poll_interval = max(0.005, as_float(poll_interval, DEFAULT_POLL_INTERVAL))
         self._pending_release: List[Tuple[Text, int]] = []
         super().__init__()
 

@@ -28,6 +28,8 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Text
 
+from core.config import as_int, env
+
 logger = logging.getLogger(__name__)
 
 DEFAULT = "schema,events,pool,window"
@@ -135,7 +137,7 @@ def _pool() -> None:
 
 
 def _window() -> None:
-    turns = int(os.environ.get("ACTION_EVENTS_TURNS") or 3)
+    turns = as_int(env("ACTION_EVENTS_TURNS"), 3)
     if turns <= 0:
         return
     import rasa

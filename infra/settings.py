@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from core import config
+from core.config import as_bool
+
 # Defaults for a developer machine (docker-compose passes its own URLs).
 DEFAULTS: Dict[str, str] = {
     "REDIS_HOST": "localhost",
@@ -113,7 +116,7 @@ def secret_problems(environ: Optional[Mapping[str, str]] = None,
     environ = os.environ if environ is None else environ
     problems = []
     for name in names or list(PRODUCTION_SECRETS):
-        value = (environ.get(name) or "").strip()
+        value = config.env(name, default="", environ=environ)
         if not value:
             problems.append(f"{name} is not set")
         elif is_placeholder(value):
@@ -121,7 +124,7 @@ def secret_problems(environ: Optional[Mapping[str, str]] = None,
         elif len(value) < MIN_SECRET_LENGTH.get(name, 1):
             problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH[name]} characters")
     if "TWILIO_AUTH_TOKEN" in (names or PRODUCTION_SECRETS) and \
-            str(environ.get("TWILIO_VALIDATE_SIGNATURE", "")).strip().lower() in ("0", "false", "no", "off"):
+            not as_bool(environ.get("TWILIO_VALIDATE_SIGNATURE"), True):
         problems.append("TWILIO_VALIDATE_SIGNATURE=false is allowed only for `make run`")
     return problems
 
@@ -130,11 +133,6 @@ def refusal(problems: List[str]) -> str:
     """The one line a refused production start prints."""
     return (f"Refusing to start in production: {'; '.join(problems)}. "
             "Set them in the environment or .env (README, \"Production\"; e.g. `openssl rand -hex 24`).")
-
-
-def _is_set(environ: Mapping[str, str], name: str) -> bool:
-    value = environ.get(name)
-    return value is not None and value.strip() != ""
 
 
 def parse_redis_url(url: str) -> Dict[str, str]:
@@ -167,7 +165,7 @@ def parse_database_url(url: str) -> Dict[str, str]:
 
 
 def redis_url(parts: Mapping[str, str]) -> str:
-    scheme = "rediss" if as_bool(parts.get("REDIS_SSL")) else "redis"
+    scheme = "rediss" if as_bool(parts.get("REDIS_SSL"), False) else "redis"
     auth = f":{quote(parts['REDIS_PASSWORD'], safe='')}@" if parts.get("REDIS_PASSWORD") else ""
     return f"{scheme}://{auth}{parts['REDIS_HOST']}:{parts['REDIS_PORT']}/{parts['REDIS_DB']}"
 
@@ -181,32 +179,33 @@ def database_url(parts: Mapping[str, str]) -> str:
     return f"postgresql://{user}@{parts['POSTGRES_HOST']}:{parts['POSTGRES_PORT']}/{db}{query}"
 
 
-def as_bool(value: Optional[str]) -> bool:
-    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def production_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """Every variable endpoints.prod.yml needs, plus consistent REDIS_URL and DATABASE_URL."""
     environ = os.environ if environ is None else environ
     out: Dict[str, str] = {}
 
-    from_url = parse_redis_url(environ["REDIS_URL"]) if _is_set(environ, "REDIS_URL") else {}
+    def given(name: str, default: Optional[str] = None) -> Optional[str]:
+        return config.env(name, default=default, environ=environ)
+
+    url = given("REDIS_URL")
+    from_url = parse_redis_url(url) if url else {}
     for name in REDIS_PARTS:
-        out[name] = environ[name].strip() if _is_set(environ, name) else from_url.get(name, DEFAULTS[name])
-    from_url = parse_database_url(environ["DATABASE_URL"]) if _is_set(environ, "DATABASE_URL") else {}
+        out[name] = given(name, from_url.get(name, DEFAULTS[name]))
+    url = given("DATABASE_URL")
+    from_url = parse_database_url(url) if url else {}
     for name in POSTGRES_PARTS:
-        out[name] = environ[name].strip() if _is_set(environ, name) else from_url.get(name, DEFAULTS[name])
+        out[name] = given(name, from_url.get(name, DEFAULTS[name]))
     # Passwords may legitimately contain surrounding spaces: take them verbatim.
     for name in ("REDIS_PASSWORD", "POSTGRES_PASSWORD"):
-        if _is_set(environ, name):
+        if given(name):
             out[name] = environ[name]
 
     for name in ("REDIS_KEY_PREFIX", "TRACKER_EXPIRY_SECONDS", "TRACKER_COMPACT_AFTER_TURNS",
                  "TRACKER_COMPACT_KEEP_TURNS", "ACTION_ENDPOINT_URL", "EVENT_SPOOL_PATH"):
-        out[name] = environ[name].strip() if _is_set(environ, name) else DEFAULTS[name]
-    if not _is_set(environ, "ACTION_ENDPOINT_URL") and _is_set(environ, "ACTIONS_PORT"):
-        out["ACTION_ENDPOINT_URL"] = f"http://localhost:{environ['ACTIONS_PORT'].strip()}/webhook"  # scripts/run.sh
-    out["REDIS_LOCK_DB"] = environ["REDIS_LOCK_DB"].strip() if _is_set(environ, "REDIS_LOCK_DB") else out["REDIS_DB"]
+        out[name] = given(name, DEFAULTS[name])
+    if not given("ACTION_ENDPOINT_URL") and given("ACTIONS_PORT"):
+        out["ACTION_ENDPOINT_URL"] = f"http://localhost:{given('ACTIONS_PORT')}/webhook"  # scripts/run.sh
+    out["REDIS_LOCK_DB"] = given("REDIS_LOCK_DB", out["REDIS_DB"])
 
     for name in ("REDIS_PORT", "REDIS_DB", "REDIS_LOCK_DB", "POSTGRES_PORT", "TRACKER_EXPIRY_SECONDS",
                  "TRACKER_COMPACT_AFTER_TURNS", "TRACKER_COMPACT_KEEP_TURNS"):

@@ -56,9 +56,10 @@ from rasa.shared.core.trackers import (
     get_trackers_for_conversation_sessions,
 )
 
+from core.config import as_float, as_int
 from infra import rasa_speedups
 from infra.errors import StoreUnavailable, languages
-from infra.redis_client import ResilientRedis, as_number
+from infra.redis_client import ResilientRedis
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
         **kwargs: Any,
     ) -> None:
         rasa_speedups.apply()
-        self.compact_after = int(as_number(compact_after_turns, 24, int))
-        self.compact_keep = max(2, int(as_number(compact_keep_turns, 8, int)))
+        self.compact_after = as_int(compact_after_turns, 24)
+        self.compact_keep = max(2, as_int(compact_keep_turns, 8))
         self.redis = ResilientRedis(
             "conversation store (Redis)",
             host=host, port=port, db=db, username=username, password=password, use_ssl=use_ssl,
@@ -99,7 +100,7 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
             **{k: v for k, v in dict(socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
                                      retries=retries, retry_backoff=retry_backoff).items() if v not in (None, "")},
         )
-        expiry = as_number(record_exp, 0.0)
+        expiry = as_float(record_exp, 0.0)
         super().__init__(
             domain=domain, host=self.redis.options["host"], port=self.redis.options["port"],
             db=self.redis.options["db"], username=username or None, password=password or None,

@@ -34,23 +34,20 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the project's packages (core) importable
+    sys.path.insert(0, str(ROOT))
+
+from core import gsm  # noqa: E402
 
 LANGUAGES = ("en", "rw")
 LANGUAGE_NAMES = {"en": "English", "rw": "Kinyarwanda"}
 MIN_EXAMPLES = 25
-SMS_LIMIT = 160  # septets in one GSM-7 SMS segment
+SMS_LIMIT = gsm.SINGLE_SEGMENT  # septets in one GSM-7 SMS
 VOICE_MAX_WORDS = 40  # about 15 seconds of speech
 VOICE_MAX_CHARS = 250
 
 ERROR = "error"
 WARNING = "warning"
-
-# GSM 03.38 basic alphabet; the extension table characters take two septets.
-GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 # Rasa's built-in actions (rasa.shared.core.constants.DEFAULT_ACTION_NAMES in 3.6).
 _FALLBACK_DEFAULT_ACTIONS = {
@@ -346,22 +343,18 @@ def bilingual_detector(project: Project) -> Callable[[str], bool]:
     return detect
 
 
-def septets(text: str) -> int:
-    return sum(2 if c in GSM_EXTENSION else 1 for c in text)
-
-
 def check_text(report: Report, path: str, line: int, label: str, text: str, *, sms: bool = True,
                voice: bool = True, sms_limit: int = SMS_LIMIT, voice_words: int = VOICE_MAX_WORDS,
                voice_chars: int = VOICE_MAX_CHARS) -> None:
     text = str(text)
     if sms:
-        bad = sorted({c for c in text if c not in GSM_BASIC and c not in GSM_EXTENSION})
+        bad = sorted(gsm.not_gsm(text))
         if bad:
             shown = " ".join(repr(c) for c in bad[:5])
             report.add(ERROR, path, line, "not-gsm",
                        f"{label}: {shown} not in the GSM-7 alphabet (SMS would switch to 70-character "
                        f"segments): use plain ASCII quotes, dashes and letters")
-        length = septets(text)
+        length = gsm.septets(text)
         if length > sms_limit:
             report.add(ERROR, path, line, "too-long-sms",
                        f"{label} is {length} characters, over one SMS ({sms_limit}): shorten it by "

@@ -26,6 +26,8 @@ import random
 import re
 from typing import Any, Dict, List, Optional, Sequence, Set
 
+from core.fuzzy import edit_distance
+
 from .base import LLMTask, Progress, Reply, Tutor
 from . import grammar_check
 from .common import MAX_CHARS, copy_progress, fill, fit, load_content_file, tutor_language
@@ -124,18 +126,6 @@ def _words(text: str) -> List[str]:
     return re.findall(r"[a-z]+(?:'[a-z]+)?", (text or "").lower().replace("\u2019", "'"))
 
 
-def _levenshtein(a: str, b: str) -> int:
-    if a == b:
-        return 0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def matches_word(answer: str, targets: Sequence[str]) -> bool:
     """Tolerant check that ``answer`` gives one of ``targets`` (typos, articles, short sentences)."""
     words = [w for w in _words(answer) if w not in _ARTICLES]
@@ -154,7 +144,7 @@ def matches_word(answer: str, targets: Sequence[str]) -> bool:
             if w == t:
                 return True
             if len(t) >= 4 and abs(len(w) - len(t)) <= 2:
-                if _levenshtein(w, t) <= (1 if len(t) < 8 else 2):
+                if edit_distance(w, t) <= (1 if len(t) < 8 else 2):
                     return True
     return False
 
@@ -406,7 +396,7 @@ class EnglishTutor(Tutor):
         used = any(w in targets for w in words)
         if not used:
             # allow one typo in longer words ("medecine")
-            used = any(len(w) >= 5 and _levenshtein(w, word.lower()) <= 1 for w in words)
+            used = any(len(w) >= 5 and edit_distance(w, word.lower()) <= 1 for w in words)
         if not used:
             return fit(_t(lang, "use_missing", word=word, example=item["example"])), False, 0, None
         if len(words) < 3:

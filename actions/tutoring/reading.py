@@ -11,7 +11,7 @@ story. The next ``answer`` (whatever it says) or ``start`` then tells an unseen 
 
 Grading is tolerant: case, punctuation and accents are ignored; an answer is right when
 it holds every word of one accepted answer (words of either language), allowing small
-typos (difflib ratio) and Kinyarwanda prefixes/suffixes around a stem of 5+ letters.
+typos (core.fuzzy similarity) and Kinyarwanda prefixes/suffixes around a stem of 5+ letters.
 
 Scoring: 10 points per right answer; ``attempts``/``correct`` count questions;
 ``streak``/``misses`` count consecutive right/wrong answers; ``level`` is
@@ -28,7 +28,6 @@ State (the ``tutor_state`` slot), JSON only::
 """
 from __future__ import annotations
 
-import difflib
 import random
 import re
 import unicodedata
@@ -37,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from actions.language import SUPPORTED
 from actions.tutoring.base import LLMTask, Progress, Reply, Tutor
 from actions.tutoring.common import copy_progress, fill, load_content_file, tutor_language
+from core.fuzzy import similarity
 
 QUESTIONS_PER_STORY = 3
 POINTS_PER_ANSWER = 10
@@ -87,7 +87,7 @@ def word_matches(key: str, word: str) -> bool:
         return True
     if abs(len(key) - len(word)) > 3:
         return False
-    return difflib.SequenceMatcher(None, key, word).ratio() >= 0.8
+    return similarity(key, word) >= 0.8
 
 
 def phrase_matches(phrase: str, words: Sequence[str]) -> bool:

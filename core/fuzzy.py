@@ -1,0 +1,30 @@
+"""Fuzzy word matching, for learners' typos and speech-recognition slips (rapidfuzz).
+
+* :func:`edit_distance`: Levenshtein distance (insertions, deletions, substitutions);
+* :func:`similarity`: 0..1, twice the matching characters over both lengths (the ratio
+  difflib's ``SequenceMatcher`` approximates; rapidfuzz computes it exactly);
+* :func:`closest`: the most similar of some choices, if similar enough.
+
+The CommandGuard NLU component (nlu_components/command_guard.py) still uses difflib: changing
+it would change the trained model's behaviour; move it here when the model is retrained.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+
+
+def edit_distance(a: str, b: str) -> int:
+    return Levenshtein.distance(a, b)
+
+
+def similarity(a: str, b: str) -> float:
+    return fuzz.ratio(a, b) / 100.0
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float) -> Optional[str]:
+    """The choice most similar to ``word`` with :func:`similarity` at least ``cutoff``."""
+    best = process.extractOne(word, list(choices), scorer=fuzz.ratio, score_cutoff=cutoff * 100)
+    return best[0] if best else None
