@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import UserMessage
@@ -29,6 +28,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from core import config
 from infra.errors import StoreUnavailable, polite_reply
 from infra.settings import refusal, secret_problems
 
@@ -59,10 +59,6 @@ def guard(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[
     return guarded
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 def presented_token(request: Request) -> Optional[Text]:
     """The token a request carries: ``?token=`` or an ``Authorization: Bearer`` header."""
     token = request.args.get("token")
@@ -85,9 +81,9 @@ class ResilientRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "ResilientRestInput":
         c = credentials or {}
-        env = {"RASA_AUTH_TOKEN": str(c.get("token") or os.environ.get("REST_CHANNEL_TOKEN")
-                                      or os.environ.get("RASA_AUTH_TOKEN") or "")}
-        if _truthy(c.get("require_token", False)):
+        token = str(c.get("token") or config.env("REST_CHANNEL_TOKEN", "RASA_AUTH_TOKEN", default=""))
+        env = {"RASA_AUTH_TOKEN": token}
+        if config.as_bool(c.get("require_token"), False):
             problems = secret_problems(env, ["RASA_AUTH_TOKEN"])
             if problems:  # refuses the start: an open REST channel lets anyone talk as any learner
                 raise InvalidConfigException(refusal([f"the REST channel's token ({problems[0]})"]))
