@@ -49,6 +49,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
+from core.config import env
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXPORT_DIR = ROOT / "exports"
 ERASE_LOCK_LIFETIME = 300.0  # seconds: the erase holds the learner's turn lock this long at most
@@ -162,12 +164,13 @@ class RedisData:
     """Tracker, channel state and turn locks of one learner."""
 
     def __init__(self, stores: Stores) -> None:
-        import redis
         from rasa.core.tracker_store import DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX
 
-        options = dict(socket_timeout=10, socket_connect_timeout=5)
-        self.main = redis.Redis.from_url(stores.redis_url, **options)
-        self.locks = redis.Redis.from_url(stores.redis_url, db=stores.lock_db, **options)
+        from infra.redis_client import redis_client
+
+        options = dict(use_asyncio=False, socket_timeout=10, socket_connect_timeout=5)
+        self.main = redis_client(stores.redis_url, **options)
+        self.locks = redis_client(stores.redis_url, db=stores.lock_db, **options)
         self.stores = stores
         self.tracker_prefix = f"{stores.key_prefix}:{DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX}"
         self.lock_prefix = f"{stores.key_prefix}:lock:"
@@ -437,9 +440,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra.learner_data",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("export", "erase"))
-    parser.add_argument("--phone", default=os.environ.get("PHONE") or None,
+    parser.add_argument("--phone", default=env("PHONE"),
                         help="the learner's phone number (default: $PHONE; needs SENDER_ID_SECRET)")
-    parser.add_argument("--sender", default=os.environ.get("SENDER") or None,
+    parser.add_argument("--sender", default=env("SENDER"),
                         help="the conversation id instead (REST learners; default: $SENDER)")
     parser.add_argument("--out", default=None, help="export file (default: exports/learner-<id>-<time>.json)")
     return parser

@@ -38,6 +38,8 @@ from typing import Any, Dict, Mapping, Optional
 import sqlalchemy as sa
 import yaml
 
+from core.config import env
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DAYS = 365
 DEFAULT_MODE = "strip"
@@ -176,8 +178,8 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     args = parser.parse_args(argv)
     try:
-        days = args.days if args.days is not None else int(os.environ.get("EVENT_RETENTION_DAYS") or DEFAULT_DAYS)
-        mode = args.mode or (os.environ.get("EVENT_RETENTION_MODE") or DEFAULT_MODE).strip().lower()
+        days = args.days if args.days is not None else int(env("EVENT_RETENTION_DAYS") or DEFAULT_DAYS)
+        mode = args.mode or env("EVENT_RETENTION_MODE", default=DEFAULT_MODE).lower()
         if days < 1:
             raise ValueError("the retention must be at least 1 day")
         from infra.settings import production_env
