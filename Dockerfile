@@ -29,6 +29,8 @@ COPY --from=build /app/.venv /app/.venv
 # The model: trained here from data/, domain.yml, config.yml (fixed seeds: same data, same model).
 COPY config.yml domain.yml ./
 COPY data ./data
+# config.yml's pipeline uses the project's own NLU components
+COPY nlu_components ./nlu_components
 COPY scripts ./scripts
 RUN mkdir -p models && scripts/train_if_needed.sh && rm -rf .rasa
 

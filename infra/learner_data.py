@@ -44,6 +44,7 @@ import os
 import re
 import sqlite3
 import sys
+from urllib.parse import urlsplit, urlunsplit
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -170,7 +171,9 @@ class RedisData:
 
         options = dict(use_asyncio=False, socket_timeout=10, socket_connect_timeout=5)
         self.main = redis_client(stores.redis_url, **options)
-        self.locks = redis_client(stores.redis_url, db=stores.lock_db, **options)
+        # redis-py lets a URL's database win over db=: name the lock database in the URL itself.
+        lock_url = urlunsplit(urlsplit(stores.redis_url)._replace(path=f"/{stores.lock_db}"))
+        self.locks = redis_client(lock_url, **options)
         self.stores = stores
         self.tracker_prefix = f"{stores.key_prefix}:{DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX}"
         self.lock_prefix = f"{stores.key_prefix}:lock:"
