@@ -34,6 +34,7 @@ RUN mkdir -p models && scripts/train_if_needed.sh && rm -rf .rasa
 
 COPY actions ./actions
 COPY connectors ./connectors
+COPY voice/recordings ./voice/recordings
 COPY infra ./infra
 COPY endpoints.yml endpoints.prod.yml credentials.yml credentials.prod.yml ./
 
