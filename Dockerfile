@@ -36,6 +36,7 @@ RUN mkdir -p models && scripts/train_if_needed.sh && rm -rf .rasa
 
 COPY actions ./actions
 COPY connectors ./connectors
+COPY voice/recordings ./voice/recordings
 COPY infra ./infra
 COPY core ./core
 COPY endpoints.yml endpoints.prod.yml credentials.yml credentials.prod.yml ./

@@ -93,7 +93,9 @@ class CircuitBreaker:
         failure_threshold: int = DEFAULT_BREAKER_FAILURES,
         cooldown: float = DEFAULT_BREAKER_COOLDOWN,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "LLM",
     ) -> None:
+        self.name = name  # what it guards, in its log lines (the voice channel's TTS uses one too)
         self.failure_threshold = max(1, int(failure_threshold))
         self.cooldown = max(0.0, float(cooldown))
         self.clock = clock
@@ -129,7 +131,7 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         if self._state != self.CLOSED:
-            logger.info("LLM circuit breaker closed")
+            logger.info("%s circuit breaker closed", self.name)
         self._state = self.CLOSED
         self._failures = 0
         self._trial_in_flight = False
@@ -140,7 +142,8 @@ class CircuitBreaker:
         if self._state == self.HALF_OPEN or self._failures >= self.failure_threshold:
             if self._state != self.OPEN:
                 logger.warning(
-                    "LLM circuit breaker open for %.0f s after %d consecutive failure(s)",
+                    "%s circuit breaker open for %.0f s after %d consecutive failure(s)",
+                    self.name,
                     self.cooldown,
                     self._failures,
                 )

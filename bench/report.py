@@ -106,10 +106,12 @@ def render(results: Dict[str, Any]) -> str:
         rows = []
         for p, s in split:
             rows.append([f"{p['concurrency']} {('paced' if p['mode'] == 'paced' else 'closed')}",
+                         fmt(s.get("asr", {}).get("mean_ms")),
                          fmt(s.get("nlu", {}).get("mean_ms")), fmt(s.get("policy", {}).get("mean_ms")),
                          fmt(s.get("actions", {}).get("mean_ms")), fmt(s.get("rasa", {}).get("mean_ms")),
-                         fmt(s.get("total", {}).get("mean_ms"))])
-        out.append(table(["learners", "NLU", "policies", "actions (Rasa side)", "Rasa total", "webhook total"], rows))
+                         fmt(s.get("tts", {}).get("mean_ms")), fmt(s.get("total", {}).get("mean_ms"))])
+        out.append(table(["learners", "ASR", "NLU", "policies", "actions (Rasa side)", "Rasa total", "TTS",
+                          "webhook total"], rows))
         out.append("")
 
     nlu = results.get("nlu")

@@ -2,9 +2,10 @@
 
 * Rasa: the Twilio channels log one line per turn (``connectors/timing.py``):
   ``turn channel=twilio_sms ... nlu_ms=41 policy_ms=12 actions_ms=220 rasa_ms=301
-  total_ms=305`` -- the split of a turn into NLU, policy prediction and actions (the
-  actions part is Rasa's side of the calls: building the request, HTTP, validating and
-  applying the answer).
+  total_ms=305`` -- the split of a turn into speech recognition (``asr_ms``, recorded
+  Kinyarwanda turns), NLU, policy prediction, actions (Rasa's side of the calls: building the
+  request, HTTP, validating and applying the answer) and speech synthesis of the voice reply
+  (``tts_ms``).
 * the action server: one line per call from :mod:`bench.action_server`.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from bench.stats import percentile
 
 _TURN = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}).*?\bturn (?P<fields>channel=\S+ .*)$")
-FIELDS = ("nlu_ms", "policy_ms", "actions_ms", "rasa_ms", "total_ms")
+FIELDS = ("asr_ms", "tts_ms", "nlu_ms", "policy_ms", "actions_ms", "rasa_ms", "total_ms")
 
 
 def parse_turn_lines(lines: Iterable[str]) -> List[Dict[str, object]]:

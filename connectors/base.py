@@ -24,7 +24,7 @@ from connectors.security import DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequ
 from connectors.session_state import ConversationState
 from connectors.settings import TwilioSettings
 from connectors.state import StateStore, get_state_store
-from connectors.timing import TurnTimer, install_rasa_instrumentation, log_turn
+from connectors.timing import TurnTimer, emit, install_rasa_instrumentation, turn_fields
 from connectors.turns import TurnRunner, results_of
 
 
@@ -34,6 +34,7 @@ class TwilioInputBase(InputChannel):
     settings_class: Type[TwilioSettings] = TwilioSettings
     state_namespace: Text = ""  # prefix of the channel's keys in the state store
     collector_class: Type[CollectingOutputChannel] = CollectingOutputChannel
+    log_after_reply: bool = False  # True: _ask_rasa leaves the turn's log line to the channel
 
     # ------------------------------------------------------------------ configuration
     @classmethod
@@ -148,9 +149,14 @@ class TwilioInputBase(InputChannel):
         else:
             view = await read_conversation(app, sender_id)
         output = self._renderable(parse_bot_messages(collector.messages))
-        log_turn(self.name(), short_ref(sender_id), timer, kind=kind, messages=len(output.texts),
-                 over_budget=timer.elapsed() > self.turn_budget)
-        return {"output": output.as_dict(), "language": view.language, "math": view.math_active}
+        fields = turn_fields(self.name(), short_ref(sender_id), timer, kind=kind, messages=len(output.texts),
+                             over_budget=timer.elapsed() > self.turn_budget)
+        result = {"output": output.as_dict(), "language": view.language, "math": view.math_active}
+        if self.log_after_reply:
+            result["timing"] = fields  # the channel logs the turn once its reply is ready (tts_ms)
+        else:
+            emit(fields)
+        return result
 
     def _renderable(self, output: BotOutput) -> BotOutput:
         """The bot's output reduced to what this channel can say or send."""

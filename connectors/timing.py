@@ -9,9 +9,13 @@ channels and the HTTP API are untouched and pay nothing but a ``ContextVar`` loo
 
 One log line per turn (logger ``connectors.timing``)::
 
-    turn channel=twilio_voice conv=tw_1a2b3c4d kind=speech stt_ms=0 nlu_ms=41
-    policy_ms=12 nlu_policy_ms=53 actions_ms=220 rasa_ms=301 total_ms=305 messages=2
-    over_budget=false
+    turn channel=twilio_voice conv=tw_1a2b3c4d asr_ms=0 tts_ms=12 nlu_ms=41
+    policy_ms=12 nlu_policy_ms=53 actions_ms=220 rasa_ms=301 total_ms=317 kind=speech
+    messages=2 over_budget=false
+
+``asr_ms``: transcribing a recorded (Kinyarwanda) turn; ``tts_ms``: making the reply's audio
+(``connectors.speech``). The voice channel logs a turn once its reply is rendered, so the
+line carries ``tts_ms`` and a ``total_ms`` that includes it (:func:`with_tts`).
 
 ``conv`` is a prefix of the hashed conversation id; no number, CallSid or text is logged.
 """
@@ -34,7 +38,8 @@ class TurnTimer:
         self.nlu = 0.0
         self.policy = 0.0
         self.actions = 0.0
-        self.stt = 0.0
+        self.asr = 0.0  # speech recognition (record-and-transcribe)
+        self.tts = 0.0  # speech synthesis of the reply
         self.rasa = 0.0
         self.tracker: Any = None  # the tracker Rasa saved at the end of the turn (no second read)
         self._token: Optional[contextvars.Token] = None
@@ -57,7 +62,8 @@ class TurnTimer:
     def as_fields(self) -> dict:
         ms = lambda s: int(round(s * 1000))  # noqa: E731
         return {
-            "stt_ms": ms(self.stt),
+            "asr_ms": ms(self.asr),
+            "tts_ms": ms(self.tts),
             "nlu_ms": ms(self.nlu),
             "policy_ms": ms(self.policy),
             "nlu_policy_ms": ms(self.nlu + self.policy),
@@ -71,10 +77,25 @@ def current_timer() -> Optional[TurnTimer]:
     return _current.get()
 
 
-def log_turn(channel: Text, conv_ref: Text, timer: TurnTimer, **extra: Any) -> dict:
+def turn_fields(channel: Text, conv_ref: Text, timer: TurnTimer, **extra: Any) -> dict:
+    """The fields of one turn's log line (:func:`emit` writes it)."""
     fields = {"channel": channel, "conv": conv_ref}
     fields.update(timer.as_fields())
     fields.update(extra)
+    return fields
+
+
+def with_tts(fields: dict, seconds: float) -> dict:
+    """``fields`` of a turn whose reply then took ``seconds`` to synthesise."""
+    tts_ms = int(round(seconds * 1000))
+    return dict(fields, tts_ms=fields.get("tts_ms", 0) + tts_ms, total_ms=fields.get("total_ms", 0) + tts_ms)
+
+
+def log_turn(channel: Text, conv_ref: Text, timer: TurnTimer, **extra: Any) -> dict:
+    return emit(turn_fields(channel, conv_ref, timer, **extra))
+
+
+def emit(fields: dict) -> dict:
     line = " ".join(
         f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in fields.items()
     )

@@ -53,6 +53,8 @@ from connectors.common import BotOutput, TwilioVoiceCollector, as_int, read_conv
 from connectors.security import short_ref, twilio_params
 from connectors.session_state import CALL_TTL, STT_FAILURES_BEFORE_GATHER, CallState, call_key
 from connectors.settings import VoiceSettings
+from connectors.speech import VoiceOut, audio_secret
+from connectors.speech_settings import SpeechSettings
 from connectors.timing import TurnTimer, log_turn
 from connectors.transcription import Transcriber, TranscriptionError
 from connectors.turns import MISSING, result_of
@@ -75,6 +77,7 @@ class CallRequest:
     action_base: Text
     started: float
     carried: BotOutput = field(default_factory=BotOutput)  # answers of earlier turns nobody picked up
+    timing: Optional[Dict[Text, Any]] = None  # the delivered turn's log fields (logged with tts_ms)
 
     def log_local(self, channel: Text, kind: Text) -> None:
         """The per-turn log line of a request answered without Rasa."""
@@ -88,6 +91,7 @@ class TwilioVoiceInput(TwilioInputBase):
     settings_class = VoiceSettings
     state_namespace = "voice"
     collector_class = TwilioVoiceCollector
+    log_after_reply = True  # the turn's log line waits for its audio (tts_ms)
     settings: VoiceSettings
 
     @classmethod
@@ -97,14 +101,16 @@ class TwilioVoiceInput(TwilioInputBase):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "TwilioVoiceInput":
         settings = VoiceSettings.from_credentials(credentials)
-        return cls(settings, transcriber=Transcriber.from_env(base_url=settings.stt_base_url, model=settings.stt_model))
+        transcriber = Transcriber.from_env(base_url=settings.stt_base_url, model=settings.stt_model)
+        return cls(settings, transcriber=transcriber, voice_out=VoiceOut.from_credentials(credentials, settings))
 
     def __init__(
         self, settings: VoiceSettings, *, store: Any = None, transcriber: Optional[Transcriber] = None,
-        speech: Optional[Speech] = None,
+        speech: Optional[Speech] = None, voice_out: Optional[VoiceOut] = None,
     ) -> None:
-        """``transcriber``: the Kinyarwanda ``<Record>`` path (none by default); ``speech``: how a
-        text is spoken (``connectors.twiml``; ``<Say>`` in the configured voice by default)."""
+        """``transcriber``: the Kinyarwanda ``<Record>`` path (none by default); ``voice_out``: speech
+        sources (``connectors.speech``; ``<Say>`` only by default), ``speech`` their last resort."""
+        self.voice_out = voice_out or VoiceOut(SpeechSettings(), audio_secret(settings.sender_id_secret))
         self.transcriber = transcriber or Transcriber(None)
         self.rw_mode = kinyarwanda_listen_mode(settings.rw_mode, self.transcriber.enabled)
         self.twiml = VoiceTwiml(settings, speech)
@@ -112,15 +118,13 @@ class TwilioVoiceInput(TwilioInputBase):
         self.call_end = CallEndRecorder(self.store, self.name(), settings.call_end_intent)
 
     def listen_mode(self, lang: Optional[Text], call: Optional[CallState] = None) -> Text:
-        if lang == "en":
-            return GATHER
-        if call is not None and call.transcription_failing:
-            return GATHER  # the transcription endpoint is failing: keep the call usable
-        return self.rw_mode  # Kinyarwanda, or not known yet (the recording is transcribed in either)
+        # Kinyarwanda, or not known yet: rw_mode (a recording is transcribed in either), unless transcription fails
+        return GATHER if lang == "en" or (call is not None and call.transcription_failing) else self.rw_mode
 
     # ------------------------------------------------------------------ blueprint
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = super().blueprint(on_new_message)
+        self.voice_out.add_route(bp)  # GET .../audio/<name>.wav: the <Play> audio
 
         @bp.route("/status", methods=["POST"])
         async def status(request: Request) -> HTTPResponse:
@@ -170,7 +174,7 @@ class TwilioVoiceInput(TwilioInputBase):
         call = CallRequest(request, on_new_message, form, call_sid, sender_id, state, base, started)
         reply = await self._answer(call, heard)
         await self.store.set(call_key(call_sid), call.state.to_dict(), CALL_TTL)  # the one save per request
-        return self.twiml.render(reply, call.action_base)
+        return await self.voice_out.render(self.twiml, reply, base, self._remaining(started), call.timing)
 
     async def _answer(self, call: CallRequest, heard: VoiceInput) -> VoiceReply:
         if heard.kind is InputKind.AWAIT:
@@ -205,8 +209,7 @@ class TwilioVoiceInput(TwilioInputBase):
         return await self._silence(call)
 
     # ------------------------------------------------------------------ turns
-    def _renderable(self, output: BotOutput) -> BotOutput:
-        # <Say> reads emoji out by name: drop them (and messages left empty)
+    def _renderable(self, output: BotOutput) -> BotOutput:  # <Say> reads emoji by name: drop them
         output.texts = [t for t in (strip_emoji(x) for x in output.texts) if t]
         return output
 
@@ -223,7 +226,7 @@ class TwilioVoiceInput(TwilioInputBase):
             message_text = text
             if recording_url:
                 try:
-                    message_text, timer.stt = await self.transcriber.transcribe_recording(
+                    message_text, timer.asr = await self.transcriber.transcribe_recording(
                         recording_url, language, account_sid, auth_token
                     )
                 except TranscriptionError as exc:
@@ -269,6 +272,7 @@ class TwilioVoiceInput(TwilioInputBase):
                 logger.warning("Transcription keeps failing; this call falls back to <Gather> speech recognition.")
             return self._listen(earlier + [self.prompts.get("low_confidence", state.lang)], state)
 
+        call.timing = result.get("timing")
         output = call.carried.extend(BotOutput.from_dict(result.get("output")))
         lang = result.get("language") if result.get("language") in ("en", "rw") else None
         if not output.texts and not output.end_call:
@@ -311,8 +315,8 @@ class TwilioVoiceInput(TwilioInputBase):
                           mode=self.listen_mode(state.lang, state))
 
     def _holding(self, lang: Optional[Text], turn_id: Text, holds: int, before: Sequence[Text] = ()) -> VoiceReply:
-        texts = list(before) + [self.prompts.get("holding", lang)]
-        return VoiceReply(texts, lang, then=HOLD, turn_id=turn_id, holds=holds)
+        return VoiceReply(list(before) + [self.prompts.get("holding", lang)], lang, then=HOLD, turn_id=turn_id,
+                          holds=holds)
 
     def _error_twiml(self, lang: Optional[Text], base: Optional[Text] = None) -> VoiceResponse:
         """An apology: listening again when the call can go on (``base``: the action URL), else goodbye."""

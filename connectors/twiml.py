@@ -3,8 +3,9 @@
 A voice reply is described by :class:`VoiceReply` (what to say, in which language, and what
 comes next: listen, hang up, or hold while a slow turn finishes); :class:`VoiceTwiml`
 renders it. Each text is turned into a verb by a :data:`Speech` function of the learner's
-language: today ``say_in_voice`` (``<Say>`` with the configured voice); synthesised audio
-(``<Play>``) only needs another ``Speech``. Listening, in ``gather`` mode, is a
+language: ``say_in_voice`` (``<Say>`` with the configured voice) by default; a reply's own
+(``connectors.speech``: ``<Play>`` of recorded or synthesised audio, ``<Say>`` as the last
+resort) when given to ``render``. Listening, in ``gather`` mode, is a
 ``<Gather input="dtmf speech" bargeIn>`` around the texts; in ``record`` mode (Kinyarwanda
 transcribed by ``connectors.transcription``) a keypad-only ``<Gather>`` around them, then
 ``<Record>`` and a ``<Redirect>`` for silence.
@@ -86,12 +87,14 @@ class VoiceTwiml:
         self.settings = settings
         self.speech = speech or say_in_voice(settings)
 
-    def render(self, reply: VoiceReply, action_base: Text) -> VoiceResponse:
-        """``action_base``: the webhook URL that ``action``/``<Redirect>`` point back to."""
+    def render(self, reply: VoiceReply, action_base: Text, speech: Optional[Speech] = None) -> VoiceResponse:
+        """``action_base``: the webhook URL that ``action``/``<Redirect>`` point back to;
+        ``speech``: this reply's (``connectors.speech``: ``<Play>`` of its audio), else the default."""
         twiml = VoiceResponse()
+        speak = speech or self.speech
         if reply.then == LISTEN:
-            return self._listen(twiml, reply, action_base)
-        self._speak(twiml, reply.texts, reply.lang)
+            return self._listen(twiml, reply, action_base, speak)
+        self._speak(twiml, reply.texts, reply.lang, speak)
         if reply.then == HOLD:
             twiml.redirect(url(action_base, step="await", turn=reply.turn_id, n=reply.holds), method="POST")
         else:
@@ -106,12 +109,13 @@ class VoiceTwiml:
         twiml.hangup()
         return twiml
 
-    def _speak(self, target: TwiML, texts: Sequence[Text], lang: Optional[Text]) -> None:
+    @staticmethod
+    def _speak(target: TwiML, texts: Sequence[Text], lang: Optional[Text], speech: Speech) -> None:
         for text in texts:
             if text:
-                target.append(self.speech(text, lang))
+                target.append(speech(text, lang))
 
-    def _listen(self, twiml: VoiceResponse, reply: VoiceReply, action_base: Text) -> VoiceResponse:
+    def _listen(self, twiml: VoiceResponse, reply: VoiceReply, action_base: Text, speech: Speech) -> VoiceResponse:
         s = self.settings
         keys = dict(finish_on_key="#", num_digits=1 if reply.single_key else None)
         if reply.mode == RECORD:
@@ -125,7 +129,7 @@ class VoiceTwiml:
                 enhanced=True if s.enhanced else None, hints=s.speech_hints,
                 timeout=s.math_gather_timeout if reply.math else s.gather_timeout, barge_in=True, **keys,
             )
-        self._speak(gather, reply.texts, reply.lang)
+        self._speak(gather, reply.texts, reply.lang, speech)
         twiml.append(gather)
         if reply.mode == RECORD:
             twiml.record(

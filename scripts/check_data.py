@@ -14,7 +14,8 @@ Prints one line per problem, ``file:line — what to fix``, and exits 1 when the
 * actions: every action named in rules, stories, test stories and the domain's ``actions:``
   is implemented in actions/ (a class whose ``name()`` returns it), every form slot has a
   question (``utter_ask_<slot>`` or ``action_ask_<slot>``), and implemented
-  ``validate_<form>`` actions are listed in the domain.
+  ``validate_<form>`` actions are listed in the domain;
+* recordings: voice/recordings/<lang>/*.wav (scripts/check_recordings.py).
 
 Usage: ``python scripts/check_data.py [--project-dir DIR] [--strict]``. The same checks are
 importable: ``check_project(Path(...))`` returns the list of findings (see tests/test_check_data.py).
@@ -32,6 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ruamel.yaml import YAML
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_recordings import check_recordings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the project's packages (core) importable
@@ -554,6 +558,7 @@ def check_project(root: Path = ROOT, *, languages: Sequence[str] = LANGUAGES, mi
     responses = check_responses(project, report, domain_docs, limits)
     check_messages(project, report, limits)
     check_actions(project, report, domain_docs, responses)
+    check_recordings(project.root, report.add, report.checked)  # voice/recordings (scripts/check_recordings.py)
     report.findings.sort(key=lambda f: (f.level != ERROR, f.path, f.line))
     return report
 

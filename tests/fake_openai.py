@@ -4,13 +4,18 @@ Endpoints
     POST /v1/chat/completions      chat reply (``reply``)
     POST /v1/audio/transcriptions  multipart upload -> ``{"text": transcript}``
                                    (``response_format=text`` -> plain text)
+    POST /v1/audio/speech          JSON ``{"input": ...}`` -> a real WAV (24 kHz, 16-bit, mono)
+                                   whose length grows with the text: one tone per character
+                                   (:func:`speech_wav`), so :func:`text_of_audio` can read the
+                                   text back from the audio a phone is played
     GET  /v1/models, GET /health   liveness
 
-Modes (``fake.configure(mode=...)``), applied to both POST endpoints:
+Modes (``fake.configure(mode=...)``), applied to all POST endpoints:
     ok            200 with ``reply`` / ``transcript``
     slow          like ok after ``delay`` seconds (default 10 s in slow mode)
     http_error    status ``status`` (default 500) with an OpenAI-style error body
     garbage       200, ``Content-Type: application/json``, body not JSON
+                  (speech: 200, ``audio/wav``, bytes that are no audio)
     no_choices    200, valid JSON without ``choices`` (transcription: without ``text``)
     refusal       chat: ``message.refusal`` set and ``content`` null
     refusal_text  chat: content "I'm sorry, but I can't help with that."
@@ -29,10 +34,13 @@ Standalone (benchmarks):
 from __future__ import annotations
 
 import argparse
+import audioop
 import email.parser
 import email.policy
 import json
+import math
 import select
+import struct
 import socket
 import threading
 import time
@@ -127,6 +135,10 @@ class FakeOpenAI:
     @property
     def chat_requests(self) -> List[Dict[str, Any]]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    @property
+    def speech_requests(self) -> List[Dict[str, Any]]:
+        return [r for r in self.requests if r["path"].endswith("/audio/speech")]
 
     @property
     def transcription_requests(self) -> List[Dict[str, Any]]:
@@ -271,6 +283,13 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             fake._record(entry)
             self._chat(entry)
+        elif path.endswith("/audio/speech"):
+            try:
+                entry["json"] = json.loads(body or b"null")
+            except ValueError:
+                pass
+            fake._record(entry)
+            self._speech(entry)
         elif path.endswith("/audio/transcriptions"):
             entry["fields"] = _parse_multipart(self.headers.get("Content-Type", ""), body)
             entry["body_text"] = json.dumps(
@@ -330,6 +349,25 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         })
 
+    def _speech(self, entry: Dict[str, Any]) -> None:
+        fake = self.server_fake
+        if not self._wait(entry):
+            return
+        if fake.mode == "garbage":
+            self._send(200, b"RIFF\x10\x00\x00\x00WAVEthis is not audio at all", "audio/wav")
+            return
+        if self._common_failure():
+            return
+        request = entry["json"] if isinstance(entry["json"], dict) else {}
+        if not request.get("input") or request.get("response_format", "mp3") not in ("wav", "pcm"):
+            self._send(400, {"error": {"message": "input and response_format wav|pcm required",
+                                       "type": "invalid_request_error"}})
+            return
+        audio = speech_wav(str(request["input"]))
+        if request["response_format"] == "pcm":
+            audio = audio[44:]
+        self._send(200, audio, "audio/wav")
+
     def _transcribe(self, entry: Dict[str, Any]) -> None:
         fake = self.server_fake
         if not self._wait(entry):
@@ -348,6 +386,54 @@ class _Handler(BaseHTTPRequestHandler):
                              "duration": 1.0, "text": fake.transcript, "segments": []})
         else:
             self._send(200, {"text": fake.transcript})
+
+
+# ----------------------------------------------------------------- speech audio
+SPEECH_RATE = 24000
+TONE_SECONDS = 0.06  # one character: about the pace of speech (16 characters a second)
+BASE_HZ, STEP_HZ = 300.0, 30.0  # printable ASCII 32..126 -> 300..3120 Hz, under telephony's 4 kHz
+
+
+def _char_code(char: str) -> int:
+    code = ord(char)
+    return code - 32 if 32 <= code <= 126 else ord("?") - 32
+
+
+def speech_wav(text: str, rate: int = SPEECH_RATE) -> bytes:
+    """A 16-bit mono PCM WAV: one tone of ``TONE_SECONDS`` per character of ``text``."""
+    per_char = int(rate * TONE_SECONDS)
+    samples = bytearray()
+    for char in text:
+        freq = BASE_HZ + STEP_HZ * _char_code(char)
+        for i in range(per_char):
+            envelope = min(1.0, i / 40, (per_char - i) / 40)  # no clicks between tones
+            samples += struct.pack("<h", int(12000 * envelope * math.sin(2 * math.pi * freq * i / rate)))
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(samples), b"WAVE", b"fmt ", 16, 1, 1, rate,
+                         rate * 2, 2, 16, b"data", len(samples))
+    return header + bytes(samples)
+
+
+def text_of_audio(linear: bytes, rate: int) -> str:
+    """The text :func:`speech_wav` put into audio, read back from 16-bit mono samples at
+    ``rate`` (e.g. the decoded 8 kHz mu-law a phone is played)."""
+    import numpy as np
+
+    samples = np.frombuffer(linear, dtype="<i2").astype(float)
+    per_char = rate * TONE_SECONDS
+    out = []
+    for n in range(int(round(len(samples) / per_char))):
+        start, end = int(n * per_char + per_char / 4), int((n + 1) * per_char - per_char / 4)
+        chunk = samples[start:end]
+        if len(chunk) < 8:
+            break
+        spectrum = np.abs(np.fft.rfft(chunk * np.hanning(len(chunk)), n=rate))
+        freq = float(np.argmax(spectrum))  # n=rate: 1 Hz bins
+        out.append(chr(32 + int(round((freq - BASE_HZ) / STEP_HZ))))
+    return "".join(out)
+
+
+def text_of_mulaw(ulaw: bytes, rate: int = 8000) -> str:
+    return text_of_audio(audioop.ulaw2lin(ulaw, 2), rate)
 
 
 def _parse_multipart(content_type: str, body: bytes) -> Dict[str, Any]:

@@ -133,8 +133,8 @@ def test_parse_turn_lines_and_split():
     lines = [
         "2026-11-21 14:08:17,453 [INFO ]  turn channel=twilio_sms conv=tw_18bb8c6c stt_ms=0 nlu_ms=86 policy_ms=15 "
         "nlu_policy_ms=101 actions_ms=905 rasa_ms=1043 total_ms=1049 kind=text messages=2 over_budget=false",
-        "2026-11-21 14:08:17,735 [INFO ]  turn channel=twilio_voice conv=tw_18bb8c6c stt_ms=0 nlu_ms=34 policy_ms=5 "
-        "nlu_policy_ms=39 actions_ms=178 rasa_ms=230 total_ms=239 kind=speech messages=2 over_budget=false",
+        "2026-11-21 14:08:17,735 [INFO ]  turn channel=twilio_voice conv=tw_18bb8c6c asr_ms=120 tts_ms=40 nlu_ms=34 "
+        "policy_ms=5 nlu_policy_ms=39 actions_ms=178 rasa_ms=230 total_ms=399 kind=record messages=2 over_budget=false",
         "2026-11-21 14:08:18,000 [INFO ]  something else",
     ]
     rows = serverside.parse_turn_lines(lines)
@@ -142,6 +142,7 @@ def test_parse_turn_lines_and_split():
     split = serverside.split_for_window(rows, rows[0]["t"] - 1, rows[1]["t"] + 1)
     assert split["turns"] == 2
     assert split["nlu"]["mean_ms"] == 60.0 and split["actions"]["p50_ms"] == pytest.approx(541.5)
+    assert split["asr"]["mean_ms"] == 120.0 and split["tts"]["mean_ms"] == 40.0  # lines without them: not counted
     assert serverside.split_for_window(rows, 0, 1) is None
 
 
