@@ -34,7 +34,7 @@ from sanic.response import HTTPResponse
 from twilio.twiml import TwiML
 from twilio.twiml.voice_response import Play, VoiceResponse
 
-from actions.llm import CircuitBreaker
+from core.breaker import CircuitBreaker
 from connectors.audio import AudioError, to_telephony
 from connectors.audio_store import AudioStore, audio_store, valid_name
 from connectors.speech_settings import RECORDED, SAY, TTS, SpeechSettings

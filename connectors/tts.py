@@ -6,7 +6,7 @@ requested, so no MP3 decoder is needed; the answer is converted to telephony aud
 (``connectors.audio``), so an answer that is not audio counts as a failure.
 
 Each endpoint has a timeout per request and a circuit breaker (the project's one,
-``actions.llm.CircuitBreaker``): after ``TTS_BREAKER_FAILURES`` consecutive failures no
+``core.breaker.CircuitBreaker``): after ``TTS_BREAKER_FAILURES`` consecutive failures no
 request goes out for ``TTS_BREAKER_COOLDOWN`` seconds and the chain goes on to ``<Say>``.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import logging
 from typing import Any, Optional, Text
 
-from actions.llm import CircuitBreaker
+from core.breaker import CircuitBreaker
 from connectors.audio import AudioError, to_telephony
 from connectors.speech_settings import TtsEndpoint
 
