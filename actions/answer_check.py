@@ -891,7 +891,7 @@ def _same(a: Number, b: Number) -> bool:
 
 
 # ---------------------------------------------------------------------- public API
-def parse_number(message: str, language: str = "en") -> Optional[Number]:
+def parse_number(message: str, language: Optional[str] = None) -> Optional[Number]:
     """The number a learner's ``message`` states as the answer, or None.
 
     ``language`` is a hint only (see the module docstring): both English and
@@ -902,7 +902,7 @@ def parse_number(message: str, language: str = "en") -> Optional[Number]:
     return None if found is None else found[0]
 
 
-def check_math_answer(expected: Number, message: str, language: str = "en") -> AnswerCheck:
+def check_math_answer(expected: Number, message: str, language: Optional[str] = None) -> AnswerCheck:
     """Compare the number in ``message`` with ``expected``; see the module docstring."""
     found = _analyse(message)
     if found is None:

@@ -5,11 +5,11 @@ from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
 
-from actions.messages import lang_or_default
+from core import language
 
 
 def language_of(tracker: Tracker) -> Text:
-    return lang_or_default(tracker.get_slot("language"))
+    return language.or_default(tracker.get_slot("language"))
 
 
 def latest_intent(tracker: Tracker) -> Optional[Text]:

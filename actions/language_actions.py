@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import learner_store, messages
 from actions.common import active_loop_name, language_of, latest_entity, latest_intent, learner_id
-from actions.language import detect_language, normalise_language
+from core import language
 
 
 class ActionDetectLanguage(Action):
@@ -17,7 +17,7 @@ class ActionDetectLanguage(Action):
 
     - `set_language` sets the language the learner named (or toggles when none is named)
       and locks it: detection never overrides a choice.
-    - Otherwise the language is detected from the message (see actions.language).
+    - Otherwise the language is detected from the message (see core.language).
     - Sentences said while practising English are not a language choice: no detection
       inside the English module.
     """
@@ -28,15 +28,15 @@ class ActionDetectLanguage(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         current = tracker.get_slot("language")
         if latest_intent(tracker) == "set_language":
-            chosen = normalise_language(latest_entity(tracker, "language"))
+            chosen = language.normalise(latest_entity(tracker, "language"))
             if chosen is None:
-                chosen = "en" if current == "rw" else "rw"
+                chosen = language.other(current)
             return [SlotSet("language", chosen), SlotSet("language_locked", True)]
         if tracker.get_slot("language_locked"):
             return []
         if active_loop_name(tracker) == "tutor_form" and tracker.get_slot("active_module") == "english":
             return []
-        detected = detect_language((tracker.latest_message or {}).get("text") or "", current)
+        detected = language.detect((tracker.latest_message or {}).get("text") or "", current)
         if detected and detected != current:
             return [SlotSet("language", detected)]
         return []
@@ -47,7 +47,7 @@ class ActionChangeLanguage(Action):
         return "action_change_language"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        language = language_of(tracker)
-        await learner_store.save_profile(learner_id(tracker), language=language)
-        dispatcher.utter_message(text=messages.text("language_changed", language))
+        chosen = language_of(tracker)
+        await learner_store.save_profile(learner_id(tracker), language=chosen)
+        dispatcher.utter_message(text=messages.text("language_changed", chosen))
         return []

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from actions.tutoring.base import LLMTask
+from core import language as languages
 from core.breaker import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, CircuitBreaker  # noqa: F401 (re-exported)
 from core.config import as_float, as_int, env
 from core.plain_text import strip_emoji
@@ -56,8 +57,6 @@ DEFAULT_MAX_CHARS = 300
 DEFAULT_MAX_TOKENS = 200
 DEFAULT_TEMPERATURE = 0.4
 DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent / "content" / "prompts"
-
-LANGUAGE_NAMES = {"en": "English", "rw": "Kinyarwanda"}
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are BAKAME, a kind and patient tutor for learners in Rwanda who use basic "
@@ -330,7 +329,7 @@ class LLMClient:
         except (OSError, UnicodeDecodeError):
             text = None
         base = text or DEFAULT_SYSTEM_PROMPT
-        lang_name = LANGUAGE_NAMES.get(language, LANGUAGE_NAMES["en"])
+        lang_name = languages.name(languages.or_default(language))
         return f"{base}\n\nAlways reply in {lang_name}. {GUARD_PROMPT}"
 
     def build_messages(
@@ -338,7 +337,7 @@ class LLMClient:
     ) -> List[Dict[str, str]]:
         names = _name_tokens(learner_name)
         variables = scrub_variables(dict(task.variables or {}), names)
-        lang_name = LANGUAGE_NAMES.get(language, LANGUAGE_NAMES["en"])
+        lang_name = languages.name(languages.or_default(language))
         task_name = re.sub(r"[^A-Za-z0-9_ -]", "", str(task.task))[:64]
         user = (
             f"Task: {task_name}\n"

@@ -19,16 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional
-
-import yaml
 
 from bench import twilio
 from bench.stack import BENCH_REST_TOKEN, LLM_MARK
-from connectors.prompts import DEFAULT_PROMPTS
+from core import language as languages, texts
 
-ROOT = Path(__file__).resolve().parent.parent
 EN_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
             "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
 
@@ -47,14 +43,9 @@ DEBATE_CYCLE = {
 def failure_texts() -> List[str]:
     """Texts that mean "this turn failed" (channel apologies, holding prompts, the
     actions' "try again later"); a reply containing one is an error."""
-    keys = ("error", "error_hangup", "holding", "sms_holding", "sms_in_progress")
-    texts = [DEFAULT_PROMPTS[k][lang] for k in keys for lang in ("en", "rw")]
-    try:
-        catalogue = yaml.safe_load((ROOT / "actions" / "content" / "messages.yml").read_text(encoding="utf-8"))
-        texts += [catalogue["try_again_later"][lang] for lang in ("en", "rw")]
-    except (OSError, KeyError, TypeError):
-        pass
-    return texts
+    keys = ("channel.error", "channel.error_hangup", "channel.holding", "channel.sms_holding",
+            "channel.sms_in_progress", "try_again_later")
+    return [texts.text(key, lang) for key in keys for lang in languages.SUPPORTED]
 
 
 FAILURES = failure_texts()

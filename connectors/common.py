@@ -8,13 +8,13 @@ from typing import Any, Dict, List, Mapping, Optional, Text
 from rasa.core.channels.channel import CollectingOutputChannel
 
 from core import config
+from core import language as languages
 # The channels read their settings and render text with these (one definition each, in core).
 from core.config import as_bool, as_float, as_int  # noqa: F401
 from core.plain_text import strip_emoji  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-LANGUAGES = ("en", "rw")
 MATH_MODULE = "math"
 TUTOR_FORM = "tutor_form"
 
@@ -69,7 +69,7 @@ def view_of(tracker: Any) -> ConversationView:
             last_bot = event.text
             break
     return ConversationView(
-        language=language if language in LANGUAGES else None,
+        language=language if languages.is_supported(language) else None,
         math_active=(module == MATH_MODULE and loop == TUTOR_FORM),
         last_bot_text=last_bot,
         known=True,

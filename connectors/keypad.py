@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Text
 
+from core import language
+
 LANGUAGE_TOGGLE = "language"
 
 DEFAULT_KEYPAD: Dict[Text, Text] = {
@@ -40,13 +42,8 @@ class KeypadInput:
     kind: Text  # "answer" | "button" | "menu" | "language" | "text"
 
 
-def other_language(language: Optional[Text], default: Text = "en") -> Text:
-    current = language if language in ("en", "rw") else default
-    return "rw" if current == "en" else "en"
-
-
-def set_language_message(language: Text) -> Text:
-    return "/set_language" + json.dumps({"language": language})
+def set_language_message(code: Text) -> Text:
+    return "/set_language" + json.dumps({"language": code})
 
 
 def keypad_entry(digits: Optional[Text]) -> Text:
@@ -58,7 +55,7 @@ def keypad_entry(digits: Optional[Text]) -> Text:
 
 
 class KeypadMenu:
-    def __init__(self, mapping: Optional[Mapping[Text, Text]] = None, default_language: Text = "en") -> None:
+    def __init__(self, mapping: Optional[Mapping[Text, Text]] = None, default_language: Optional[Text] = None) -> None:
         raw = dict(DEFAULT_KEYPAD if mapping is None else mapping)
         self.mapping: Dict[Text, Text] = {}
         for key, value in raw.items():
@@ -68,17 +65,18 @@ class KeypadMenu:
             value = str(value).strip() if value is not None else ""
             if value:
                 self.mapping[key] = value
-        self.default_language = default_language
+        self.default_language = language.or_default(default_language)
 
     def single_key_menu(self) -> bool:
         return all(len(k) == 1 for k in self.mapping)
 
-    def _menu(self, key: Text, language: Optional[Text]) -> Optional[KeypadInput]:
+    def _menu(self, key: Text, current: Optional[Text]) -> Optional[KeypadInput]:
         target = self.mapping.get(key)
         if not target:
             return None
         if target == LANGUAGE_TOGGLE:
-            return KeypadInput(set_language_message(other_language(language, self.default_language)), "language")
+            known = current if language.is_supported(current) else self.default_language
+            return KeypadInput(set_language_message(language.other(known)), "language")
         return KeypadInput(target, "menu")
 
     def resolve(

@@ -26,6 +26,7 @@ import time
 from typing import Any, Iterable, Optional, Text, Tuple
 from urllib.parse import urlparse
 
+from core import language as languages
 from core.config import as_bool, as_float, env
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class Transcriber:
     async def transcribe(self, audio: bytes, filename: Text = "turn.mp3", language: Optional[Text] = None) -> Text:
         if not self.enabled:
             raise TranscriptionError("no transcription endpoint configured")
-        lang = language if (self.send_language and language in ("en", "rw")) else None
+        lang = language if (self.send_language and languages.is_supported(language)) else None
         mime = MIME.get(filename.rsplit(".", 1)[-1], "application/octet-stream")
         client_class = _openai_client_class() if self.client_kind in ("auto", "openai") else None
         try:

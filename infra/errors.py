@@ -6,12 +6,11 @@ answers the learner with :func:`polite_reply` (HTTP 200) instead of an error.
 """
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from threading import Lock
 from typing import Optional, Text
 
-logger = logging.getLogger(__name__)
+from core import language, texts
 
 TRY_AGAIN_KEY = "try_again_later"
 _LANGUAGE_CACHE_SIZE = 50_000
@@ -38,11 +37,11 @@ class _LanguageMemory:
         self._data: "OrderedDict[str, str]" = OrderedDict()
         self._lock = Lock()
 
-    def remember(self, sender_id: Text, language: Optional[Text]) -> None:
-        if not sender_id or language not in ("en", "rw"):
+    def remember(self, sender_id: Text, code: Optional[Text]) -> None:
+        if not sender_id or not language.is_supported(code):
             return
         with self._lock:
-            self._data[sender_id] = language
+            self._data[sender_id] = code
             self._data.move_to_end(sender_id)
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
@@ -57,24 +56,20 @@ languages = _LanguageMemory()
 
 def learner_language(sender_id: Optional[Text], text: Optional[Text]) -> Text:
     """The learner's language without a tracker: the message itself decides (with the
-    language last seen for this learner as the current one), English when unknown."""
-    from actions.language import DEFAULT_LANGUAGE, detect_language
-
+    language last seen for this learner as the current one), the default when unknown."""
     current = languages.get(sender_id or "")
     try:
-        detected = detect_language(text or "", current)
+        detected = language.detect(text or "", current)
     except Exception:  # noqa: BLE001 - an apology must never fail
         detected = current
-    return detected or current or DEFAULT_LANGUAGE
+    return language.or_default(detected)
 
 
 def polite_reply(sender_id: Optional[Text], text: Optional[Text]) -> Text:
-    """"Please try again shortly" in the learner's language (actions/content/messages.yml)."""
-    from actions.messages import text as message_text
+    """"Please try again shortly" in the learner's language (``try_again_later`` in
+    actions/content/messages.yml; the catalogues are read when this module is imported,
+    so a broken one stops the server at start, not at the apology)."""
+    return texts.text(TRY_AGAIN_KEY, learner_language(sender_id, text))
 
-    language = learner_language(sender_id, text)
-    try:
-        return message_text(TRY_AGAIN_KEY, language)
-    except Exception:  # noqa: BLE001 - content file missing/broken: still answer
-        logger.exception("could not read %s from actions/content/messages.yml", TRY_AGAIN_KEY)
-        return "Sorry, something went wrong on our side. Please try again shortly."
+
+texts.text(TRY_AGAIN_KEY, language.DEFAULT)  # read the catalogues now (see polite_reply)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.keypad import DEFAULT_KEYPAD, KeypadMenu, other_language
+from connectors.keypad import DEFAULT_KEYPAD, KeypadMenu
+from core.language import other as other_language
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
-"""The one language helper: normalising names and detecting the learner's language."""
+"""The one language helper (core.language): normalising names and detecting the learner's language."""
 import pytest
 
-from actions.language import detect_language, normalise_language
+from core.language import detect as detect_language, normalise as normalise_language
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -1,30 +1,18 @@
-"""Helpers the four tutors share: language, phrases, message length, content files, progress."""
+"""Helpers the four tutors share: message length, content files, progress (texts: core.texts)."""
 from __future__ import annotations
 
 import functools
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import yaml
 
-from actions.language import normalise_language
-from actions.messages import lang_or_default
 from actions.tutoring.base import Progress
 
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
 MAX_CHARS = 300  # longest tutor message
-
-
-def tutor_language(language: Optional[str]) -> str:
-    """"en" or "rw" for any language name or code; English when unknown."""
-    return lang_or_default(normalise_language(language))
-
-
-def fill(template: str, **values: Any) -> str:
-    """A phrase with its placeholders filled (as it stands when no values are given)."""
-    return template.format(**values) if values else template
 
 
 def fit(text: str, limit: int = MAX_CHARS) -> str:

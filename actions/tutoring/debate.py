@@ -24,8 +24,10 @@ import random
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from core import language, texts
+
 from .base import LLMTask, Progress, Reply, Tutor
-from .common import copy_progress, fill, fit, load_content_file, tutor_language
+from .common import copy_progress, fit, load_content_file
 
 POINTS_PER_PART = 5
 PARTS = ("claim", "reason", "example")
@@ -110,70 +112,8 @@ _STOP = {"that", "this", "with", "have", "they", "their", "there", "from", "beca
          "what", "will", "would", "should", "about", "some", "many", "them", "then", "than", "also",
          "very", "like", "think", "agree", "disagree", "students", "student"}
 
-TEXTS: Dict[str, Dict[str, str]] = {
-    "en": {
-        "intro": "Let's debate! Give your opinion, a reason and an example.",
-        "resume": "Welcome back to the debate!",
-        "motion": "Topic: {motion} Do you agree or disagree?",
-        "ask_side": "Do you agree or disagree? Say 'I agree' or 'I disagree'.",
-        "side_for": "You agree. Now give your argument: say why (because...) and give an example.",
-        "side_against": "You disagree. Now give your argument: say why (because...) and give an example.",
-        "inferred_for": "I understand that you agree.",
-        "inferred_against": "I understand that you disagree.",
-        "argue_more": "Tell me more: why do you think so? Use 'because'.",
-        "argue_prompt": "Give your argument about: {motion} Say why and give an example.",
-        "all_parts": "Excellent! You gave a claim, a reason and an example. +{points} points.",
-        "some_parts": "Good: you gave {present}. To make it stronger, {advice}. +{points} points.",
-        "no_parts": "Let's build it: {advice}.",
-        "claim": "your opinion",
-        "reason": "a reason",
-        "example": "an example",
-        "advice_claim": "start with your opinion, like 'I think...'",
-        "advice_reason": "add a reason with 'because'",
-        "advice_example": "add an example, like 'For example, in my school...'",
-        "and": "and",
-        "counter": "The other side says: {argument} What is your reply?",
-        "done": "Well done, you defended your view! Ready for a new topic? Say yes.",
-        "hint_side": "Hint: say 'I agree' or 'I disagree', then tell me why. Example: {example}",
-        "hint_argue": "Idea: {idea} Say it with 'because' and 'for example'.",
-        "hint_rebut": "Hint: start with 'I still think... because...'. Idea: {idea}",
-    },
-    "rw": {
-        "intro": "Reka tujye impaka! Tanga aho uhagaze, impamvu n'urugero.",
-        "resume": "Murakaza neza mu mpaka!",
-        "motion": "Ingingo: {motion} Urabyemera cyangwa ntubyemera?",
-        "ask_side": "Urabyemera cyangwa ntubyemera? Vuga 'ndabyemera' cyangwa 'simbyemera'.",
-        "side_for": "Urabyemera. Noneho tanga igitekerezo cyawe: vuga impamvu (kuko...) kandi utange urugero.",
-        "side_against": "Ntubyemera. Noneho tanga igitekerezo cyawe: vuga impamvu (kuko...) kandi utange urugero.",
-        "inferred_for": "Numvise ko ubyemera.",
-        "inferred_against": "Numvise ko utabyemera.",
-        "argue_more": "Mbwira byinshi: kubera iki? Koresha 'kuko'.",
-        "argue_prompt": "Tanga igitekerezo cyawe kuri: {motion} Vuga impamvu kandi utange urugero.",
-        "all_parts": "Byiza cyane! Watanze aho uhagaze, impamvu n'urugero. +{points} amanota.",
-        "some_parts": "Ni byiza: watanze {present}. Kugira ngo bikomere, {advice}. +{points} amanota.",
-        "no_parts": "Reka tubyubake: {advice}.",
-        "claim": "aho uhagaze",
-        "reason": "impamvu",
-        "example": "urugero",
-        "advice_claim": "tangira uvuga aho uhagaze, nka 'Ndatekereza ko...'",
-        "advice_reason": "ongeraho impamvu ukoresheje 'kuko'",
-        "advice_example": "ongeraho urugero, nka 'Urugero, mu ishuri ryacu...'",
-        "and": "na",
-        "counter": "Abandi bavuga bati: {argument} Wabisubiza iki?",
-        "done": "Wakoze neza, wasobanuye igitekerezo cyawe! Ushaka indi ngingo? Vuga 'yego'.",
-        "hint_side": "Inama: vuga 'ndabyemera' cyangwa 'simbyemera', hanyuma umbwire impamvu. Urugero: {example}",
-        "hint_argue": "Igitekerezo: {idea} Bivuge ukoresheje 'kuko' na 'urugero'.",
-        "hint_rebut": "Inama: tangira uti 'Ndacyatekereza ko... kuko...'. Igitekerezo: {idea}",
-    },
-}
-
-
 def load_topics() -> List[Dict[str, Any]]:
     return list(load_content_file("debate_topics.yml").get("topics") or [])
-
-
-def _t(lang: str, key: str, **kw: Any) -> str:
-    return fill(TEXTS[lang][key], **kw)
 
 
 def normalise(text: str) -> str:
@@ -288,33 +228,33 @@ class DebateTutor(Tutor):
 
     # ------------------------------------------------------------------ interface
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         progress = copy_progress(progress)
         state = dict(state or {})
         if state.get("module") == self.name and self._topic(state.get("topic")) and \
                 state.get("stage") in (STAGE_SIDE, STAGE_ARGUE, STAGE_REBUT):
-            return Reply([_t(lang, "resume"), self.prompt(lang, state)], state, progress)
+            return Reply([texts.text("debate.resume", lang), self.prompt(lang, state)], state, progress)
         new_state = {"module": self.name, "rounds": int(state.get("rounds", 0)) if state.get("module") == self.name else 0}
-        messages = [_t(lang, "intro"), self._new_topic(lang, progress, new_state, state.get("topic"))]
+        messages = [texts.text("debate.intro", lang), self._new_topic(lang, progress, new_state, state.get("topic"))]
         return Reply(messages, new_state, progress)
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         topic = self._topic(state.get("topic"))
         if topic is None:
-            return _t(lang, "intro")
+            return texts.text("debate.intro", lang)
         stage = state.get("stage")
         motion = topic["motion"][lang]
         if stage == STAGE_ARGUE:
-            return fit(_t(lang, "argue_prompt", motion=motion))
+            return fit(texts.text("debate.argue_prompt", lang, motion=motion))
         if stage == STAGE_REBUT:
             return self._counter_message(topic, state, lang)
         if stage == STAGE_DONE:
-            return _t(lang, "done")
-        return fit(_t(lang, "motion", motion=motion))
+            return texts.text("debate.done", lang)
+        return fit(texts.text("debate.motion", lang, motion=motion))
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         state = dict(state or {})
         topic = self._topic(state.get("topic"))
         if state.get("module") != self.name or topic is None:
@@ -331,7 +271,7 @@ class DebateTutor(Tutor):
 
         if stage == STAGE_ARGUE:
             if len(normalise(text).split()) < 3:
-                return Reply([_t(lang, "argue_more")], state, progress)
+                return Reply([texts.text("debate.argue_more", lang)], state, progress)
             explicit = detect_side(text)
             if explicit:
                 state["side"] = explicit  # the learner may change their mind
@@ -339,17 +279,17 @@ class DebateTutor(Tutor):
 
         # STAGE_REBUT
         if len(normalise(text).split()) < 3:
-            return Reply([_t(lang, "argue_more")], state, progress)
+            return Reply([texts.text("debate.argue_more", lang)], state, progress)
         parts = analyse_argument(text, rebuttal=True)
         feedback, points, outcome = self._feedback(parts, lang)
         self._record(progress, outcome, points)
         state["stage"] = STAGE_DONE
         state["rounds"] = int(state.get("rounds", 0)) + 1
         state["last_parts"] = parts
-        return Reply([feedback, _t(lang, "done")], state, progress, outcome=outcome)
+        return Reply([feedback, texts.text("debate.done", lang)], state, progress, outcome=outcome)
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         state = dict(state or {})
         progress = copy_progress(progress)
         topic = self._topic(state.get("topic"))
@@ -361,11 +301,11 @@ class DebateTutor(Tutor):
             ideas = topic[side]
             idx = 1 if stage == STAGE_REBUT and len(ideas) > 1 else 0
             key = "hint_rebut" if stage == STAGE_REBUT else "hint_argue"
-            msg = _t(lang, key, idea=ideas[idx][lang])
+            msg = texts.text("debate." + key, lang, idea=ideas[idx][lang])
         elif stage == STAGE_DONE:
-            msg = _t(lang, "done")
+            msg = texts.text("debate.done", lang)
         else:
-            msg = _t(lang, "hint_side", example=topic["example"][lang])
+            msg = texts.text("debate.hint_side", lang, example=topic["example"][lang])
         return Reply([fit(msg)], state, progress)
 
     # ------------------------------------------------------------------ flow
@@ -381,7 +321,7 @@ class DebateTutor(Tutor):
         if side is None:
             if len(words) >= 5:
                 state["pending"] = text  # keep their argument until we know the side
-            return Reply([_t(lang, "ask_side")], state, progress)
+            return Reply([texts.text("debate.ask_side", lang)], state, progress)
         state["side"] = side
         state["side_inferred"] = inferred
         argument = f"{pending} {text}".strip() if pending else text
@@ -391,7 +331,7 @@ class DebateTutor(Tutor):
             or len(words) >= 10
         if not is_argument:
             state["stage"] = STAGE_ARGUE
-            return Reply([_t(lang, "side_for" if side == FOR else "side_against")], state, progress)
+            return Reply([texts.text("debate." + ("side_for" if side == FOR else "side_against"), lang)], state, progress)
         return self._score_and_counter(argument, lang, progress, state, topic, inferred=inferred)
 
     def _score_and_counter(self, argument: str, lang: str, progress: Progress, state: Dict[str, Any],
@@ -399,7 +339,7 @@ class DebateTutor(Tutor):
         parts = analyse_argument(argument)
         feedback, points, outcome = self._feedback(parts, lang)
         if inferred:
-            feedback = fit(_t(lang, "inferred_for" if state["side"] == FOR else "inferred_against") + " " + feedback)
+            feedback = fit(texts.text("debate." + ("inferred_for" if state["side"] == FOR else "inferred_against"), lang) + " " + feedback)
         self._record(progress, outcome, points)
         state["counter"] = self.choose_counter(topic, state["side"], argument)
         state["stage"] = STAGE_REBUT
@@ -427,7 +367,7 @@ class DebateTutor(Tutor):
         for key in ("side", "counter", "pending", "side_inferred", "last_parts"):
             state.pop(key, None)
         state.update({"module": self.name, "topic": topic["id"], "stage": STAGE_SIDE, "side": None})
-        return fit(_t(lang, "motion", motion=topic["motion"][lang]))
+        return fit(texts.text("debate.motion", lang, motion=topic["motion"][lang]))
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -446,11 +386,11 @@ class DebateTutor(Tutor):
         side = state.get("side") or FOR
         opposite = topic[AGAINST if side == FOR else FOR]
         idx = int(state.get("counter") or 0) % len(opposite)
-        return fit(_t(lang, "counter", argument=opposite[idx][lang]))
+        return fit(texts.text("debate.counter", lang, argument=opposite[idx][lang]))
 
     @staticmethod
     def _join(items: List[str], lang: str) -> str:
-        conj = TEXTS[lang]["and"]
+        conj = texts.text("debate.and", lang)
         if len(items) <= 1:
             return "".join(items)
         last = items[-1]
@@ -466,12 +406,12 @@ class DebateTutor(Tutor):
         points = POINTS_PER_PART * len(present)
         outcome = len(present) >= 2
         if not missing:
-            return _t(lang, "all_parts", points=points), points, outcome
-        advice = self._join([TEXTS[lang][f"advice_{p}"] for p in missing], lang)
+            return texts.text("debate.all_parts", lang, points=points), points, outcome
+        advice = self._join([texts.text(f"debate.advice_{p}", lang) for p in missing], lang)
         if not present:
-            return fit(_t(lang, "no_parts", advice=advice)), points, outcome
-        names = self._join([TEXTS[lang][p] for p in present], lang)
-        return fit(_t(lang, "some_parts", present=names, advice=advice, points=points)), points, outcome
+            return fit(texts.text("debate.no_parts", lang, advice=advice)), points, outcome
+        names = self._join([texts.text("debate." + p, lang) for p in present], lang)
+        return fit(texts.text("debate.some_parts", lang, present=names, advice=advice, points=points)), points, outcome
 
     @staticmethod
     def _record(progress: Progress, outcome: bool, points: int) -> None:
@@ -486,4 +426,4 @@ class DebateTutor(Tutor):
             progress.misses += 1
 
 
-__all__ = ["DebateTutor", "load_topics", "detect_side", "infer_side", "analyse_argument", "TEXTS"]
+__all__ = ["DebateTutor", "load_topics", "detect_side", "infer_side", "analyse_argument"]

@@ -26,11 +26,12 @@ import random
 import re
 from typing import Any, Dict, List, Optional, Sequence, Set
 
+from core import language, texts
 from core.fuzzy import edit_distance
 
 from .base import LLMTask, Progress, Reply, Tutor
 from . import grammar_check
-from .common import MAX_CHARS, copy_progress, fill, fit, load_content_file, tutor_language
+from .common import MAX_CHARS, copy_progress, fit, load_content_file
 from .grammar_check import check_grammar, explain, known_word_ratio, word_forms
 
 POINTS_CORRECT = 10
@@ -48,72 +49,12 @@ _DONT_KNOW = ("i don't know", "i dont know", "idk", "sinzi", "simbizi", "ntabyo 
               "ntabwo nzi")
 _ARTICLES = {"a", "an", "the", "to"}
 
-TEXTS: Dict[str, Dict[str, str]] = {
-    "en": {
-        "intro": "Welcome to English practice! We will practise sentences and new words. "
-                 "Say 'grammar' or 'vocabulary' to choose.",
-        "resume": "Welcome back! Let's continue.",
-        "switch_grammar": "OK, let's practise sentences!",
-        "switch_vocab": "OK, let's learn new words!",
-        "praise": "Great sentence: {sentence} +{points} points.",
-        "praise_short": "Great sentence, no mistakes! +{points} points.",
-        "almost": "Almost! Say: {corrected} {explanation}",
-        "almost_short": "Almost! Say '{suggestion}', not '{wrong}'. {explanation}",
-        "too_short": "Please say a full sentence in English, with at least three words.",
-        "not_english": "Please answer in English.",
-        "present": "New word: {word}. In Kinyarwanda: {rw}. It means {meaning}. Example: {example}",
-        "ask_use": "Now say your own sentence with '{word}'.",
-        "ask_translate": "What is the English word for '{rw}'?",
-        "use_ok": "Well done! You used '{word}' well. +{points} points.",
-        "use_fix": "Good, you used '{word}'! Small fix: {corrected} +{points} points.",
-        "use_missing": "I did not hear '{word}' in your sentence. Example: {example}",
-        "use_short": "Good! Now use '{word}' in a full sentence.",
-        "translate_ok": "Yes! '{rw}' is '{word}' in English. +{points} points.",
-        "translate_wrong": "Not quite. '{rw}' is '{word}' in English.",
-        "hint_grammar": "Hint: you can start like this: '{start} ...'",
-        "hint_use": "Hint: here is an example: {example} Now make your own sentence with '{word}'.",
-        "hint_translate": "Hint: it starts with '{first}' and has {length} letters.",
-        "level_up": "Level up! You are now at level {level}.",
-    },
-    "rw": {
-        "intro": "Ikaze mu myitozo y'Icyongereza! Turitoza interuro n'amagambo mashya. "
-                 "Vuga 'grammar' cyangwa 'amagambo' uhitemo.",
-        "resume": "Murakaza neza! Reka dukomeze.",
-        "switch_grammar": "Ni byiza, reka twitoze interuro!",
-        "switch_vocab": "Ni byiza, reka twige amagambo mashya!",
-        "praise": "Interuro nziza cyane: {sentence} +{points} amanota.",
-        "praise_short": "Interuro nziza cyane, nta kosa! +{points} amanota.",
-        "almost": "Hafi! Vuga uti: {corrected} {explanation}",
-        "almost_short": "Hafi! Vuga '{suggestion}', si '{wrong}'. {explanation}",
-        "too_short": "Vuga interuro yuzuye mu Cyongereza, ifite nibura amagambo atatu.",
-        "not_english": "Subiza mu Cyongereza, nyamuneka.",
-        "present": "Ijambo rishya: {word}. Mu Kinyarwanda: {rw}. Bisobanura: {meaning}. Urugero: {example}",
-        "ask_use": "Noneho vuga interuro yawe irimo ijambo '{word}'.",
-        "ask_translate": "Ijambo '{rw}' mu Cyongereza ni irihe?",
-        "use_ok": "Wakoze neza! Wakoresheje '{word}' neza. +{points} amanota.",
-        "use_fix": "Ni byiza, wakoresheje '{word}'! Ikosa rito: vuga {corrected} +{points} amanota.",
-        "use_missing": "Sinumvise ijambo '{word}' mu nteruro yawe. Urugero: {example}",
-        "use_short": "Ni byiza! Noneho koresha '{word}' mu nteruro yuzuye.",
-        "translate_ok": "Ni byo! '{rw}' mu Cyongereza ni '{word}'. +{points} amanota.",
-        "translate_wrong": "Si byo. '{rw}' mu Cyongereza ni '{word}'.",
-        "hint_grammar": "Inama: ushobora gutangira uti: '{start} ...'",
-        "hint_use": "Inama: dore urugero: {example} Noneho kora interuro yawe irimo '{word}'.",
-        "hint_translate": "Inama: ritangirwa na '{first}' kandi rifite inyuguti {length}.",
-        "level_up": "Wazamutse! Ubu uri ku rwego rwa {level}.",
-    },
-}
-
-
 def load_vocabulary() -> List[Dict[str, Any]]:
     return list(load_content_file("vocabulary.yml").get("words") or [])
 
 
 def load_prompts() -> List[Dict[str, Any]]:
     return list(grammar_check.load_grammar_data().get("prompts") or [])
-
-
-def _t(lang: str, key: str, **kw: Any) -> str:
-    return fill(TEXTS[lang][key], **kw)
 
 
 def _quote(sentence: str) -> str:
@@ -175,22 +116,22 @@ class EnglishTutor(Tutor):
 
     # ------------------------------------------------------------------ interface
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         progress = copy_progress(progress)
         state = dict(state or {})
         if state.get("module") == self.name and self._find(state.get("activity", ""), state.get("item")):
-            return Reply([_t(lang, "resume"), self.prompt(lang, state)], state, progress)
+            return Reply([texts.text("english.resume", lang), self.prompt(lang, state)], state, progress)
         choice = self._normalise_choice(state.get("choice") or state.get("activity"))
         new_state: Dict[str, Any] = {"module": self.name, "choice": choice, "vocab_count": 0, "turns": 0}
-        messages = [_t(lang, "intro")]
+        messages = [texts.text("english.intro", lang)]
         messages += self._present(choice or GRAMMAR, lang, progress, new_state)
         return Reply(messages, new_state, progress)
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         item = self._find(state.get("activity", ""), state.get("item"))
         if item is None:
-            return _t(lang, "intro")
+            return texts.text("english.intro", lang)
         if state.get("activity") == GRAMMAR:
             return item[lang]
         ask = self._ask(item, state.get("mode", "use"), lang)
@@ -198,7 +139,7 @@ class EnglishTutor(Tutor):
         return full if len(full) <= MAX_CHARS else ask
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         state = dict(state or {})
         item = self._find(state.get("activity", ""), state.get("item"))
         if state.get("module") != self.name or item is None:
@@ -209,7 +150,7 @@ class EnglishTutor(Tutor):
         switch = self._switch_request(text)
         if switch:
             state["choice"] = switch
-            ack = _t(lang, "switch_grammar" if switch == GRAMMAR else "switch_vocab")
+            ack = texts.text("english." + ("switch_grammar" if switch == GRAMMAR else "switch_vocab"), lang)
             return Reply([ack] + self._present(switch, lang, progress, state), state, progress)
         if " ".join(_words(text)) in _DONT_KNOW:
             return self.hint(lang, progress, state)
@@ -229,13 +170,13 @@ class EnglishTutor(Tutor):
         messages = [feedback]
         level_msg = self._record(progress, outcome, points)
         if level_msg:
-            messages.append(_t(lang, "level_up", level=progress.level))
+            messages.append(texts.text("english.level_up", lang, level=progress.level))
         nxt = state.get("choice") or (VOCAB if state["activity"] == GRAMMAR else GRAMMAR)
         messages += self._present(nxt, lang, progress, state)
         return Reply(messages, state, progress, outcome=outcome, llm_task=llm)
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         state = dict(state or {})
         progress = copy_progress(progress)
         item = self._find(state.get("activity", ""), state.get("item"))
@@ -243,12 +184,12 @@ class EnglishTutor(Tutor):
             return self.start(lang, progress, None)
         if state["activity"] == GRAMMAR:
             start = " ".join(item.get("example", "").rstrip(".!?").split()[:3])
-            msg = _t(lang, "hint_grammar", start=start)
+            msg = texts.text("english.hint_grammar", lang, start=start)
         elif state.get("mode") == "translate":
             word = item["word"]
-            msg = _t(lang, "hint_translate", first=word[0], length=len(word))
+            msg = texts.text("english.hint_translate", lang, first=word[0], length=len(word))
         else:
-            msg = _t(lang, "hint_use", example=item["example"], word=item["word"])
+            msg = texts.text("english.hint_use", lang, example=item["example"], word=item["word"])
         return Reply([fit(msg)], state, progress)
 
     # ------------------------------------------------------------------ helpers
@@ -309,14 +250,14 @@ class EnglishTutor(Tutor):
 
     @staticmethod
     def _presentation(item: Dict[str, Any], lang: str) -> str:
-        return _t(lang, "present", word=item["word"], rw=item["rw"], meaning=item["meaning"],
+        return texts.text("english.present", lang, word=item["word"], rw=item["rw"], meaning=item["meaning"],
                   example=item["example"])
 
     @staticmethod
     def _ask(item: Dict[str, Any], mode: str, lang: str) -> str:
         if mode == "translate":
-            return _t(lang, "ask_translate", rw=item["rw"])
-        return _t(lang, "ask_use", word=item["word"])
+            return texts.text("english.ask_translate", lang, rw=item["rw"])
+        return texts.text("english.ask_use", lang, word=item["word"])
 
     @staticmethod
     def _record(progress: Progress, outcome: Optional[bool], points: int) -> bool:
@@ -343,15 +284,15 @@ class EnglishTutor(Tutor):
     def _grade_sentence(self, text: str, item: Dict[str, Any], lang: str):
         words = _words(text)
         if len(words) < 3:
-            return _t(lang, "too_short"), None, 0, None
+            return texts.text("english.too_short", lang), None, 0, None
         if known_word_ratio(text) < 0.34:
-            return _t(lang, "not_english"), None, 0, None
+            return texts.text("english.not_english", lang), None, 0, None
         sentence = grammar_check.normalise(text)
         corrections = check_grammar(sentence)
         if not corrections:
-            msg = _t(lang, "praise", sentence=_quote(sentence), points=POINTS_CORRECT)
+            msg = texts.text("english.praise", lang, sentence=_quote(sentence), points=POINTS_CORRECT)
             if len(msg) > MAX_CHARS:
-                msg = _t(lang, "praise_short", points=POINTS_CORRECT)
+                msg = texts.text("english.praise_short", lang, points=POINTS_CORRECT)
             return msg, True, POINTS_CORRECT, None
         return self._correction_message(sentence, corrections, lang), False, 0, \
             self._llm_task(sentence, corrections, lang)
@@ -360,9 +301,9 @@ class EnglishTutor(Tutor):
     def _correction_message(sentence: str, corrections: List[grammar_check.Correction], lang: str) -> str:
         first = corrections[0]
         expl = explain(first, lang)
-        msg = _t(lang, "almost", corrected=_quote(first.corrected), explanation=expl)
+        msg = texts.text("english.almost", lang, corrected=_quote(first.corrected), explanation=expl)
         if len(msg) > MAX_CHARS:
-            msg = _t(lang, "almost_short", suggestion=first.suggestion, wrong=first.wrong, explanation=expl)
+            msg = texts.text("english.almost_short", lang, suggestion=first.suggestion, wrong=first.wrong, explanation=expl)
         return fit(msg)
 
     def _llm_task(self, sentence: str, corrections: List[grammar_check.Correction], lang: str,
@@ -398,16 +339,16 @@ class EnglishTutor(Tutor):
             # allow one typo in longer words ("medecine")
             used = any(len(w) >= 5 and edit_distance(w, word.lower()) <= 1 for w in words)
         if not used:
-            return fit(_t(lang, "use_missing", word=word, example=item["example"])), False, 0, None
+            return fit(texts.text("english.use_missing", lang, word=word, example=item["example"])), False, 0, None
         if len(words) < 3:
-            return _t(lang, "use_short", word=word), None, 0, None
+            return texts.text("english.use_short", lang, word=word), None, 0, None
         sentence = grammar_check.normalise(text)
         corrections = check_grammar(sentence)
         if not corrections:
-            return _t(lang, "use_ok", word=word, points=POINTS_CORRECT), True, POINTS_CORRECT, None
-        msg = _t(lang, "use_fix", word=word, corrected=_quote(corrections[0].corrected), points=POINTS_PARTIAL)
+            return texts.text("english.use_ok", lang, word=word, points=POINTS_CORRECT), True, POINTS_CORRECT, None
+        msg = texts.text("english.use_fix", lang, word=word, corrected=_quote(corrections[0].corrected), points=POINTS_PARTIAL)
         if len(msg) > MAX_CHARS:
-            msg = _t(lang, "use_fix", word=word, corrected=_quote(corrections[0].suggestion), points=POINTS_PARTIAL)
+            msg = texts.text("english.use_fix", lang, word=word, corrected=_quote(corrections[0].suggestion), points=POINTS_PARTIAL)
         return fit(msg), False, POINTS_PARTIAL, self._llm_task(sentence, corrections, lang)
 
     def _grade_translation(self, text: str, item: Dict[str, Any], lang: str):
@@ -415,9 +356,9 @@ class EnglishTutor(Tutor):
         targets = [word] + [str(f) for f in item.get("forms") or []] + [str(a) for a in item.get("accept") or []]
         targets += sorted(word_forms(word))
         if matches_word(text, targets):
-            return _t(lang, "translate_ok", rw=item["rw"], word=word, points=POINTS_CORRECT), True, \
+            return texts.text("english.translate_ok", lang, rw=item["rw"], word=word, points=POINTS_CORRECT), True, \
                 POINTS_CORRECT, None
-        return _t(lang, "translate_wrong", rw=item["rw"], word=word), False, 0, None
+        return texts.text("english.translate_wrong", lang, rw=item["rw"], word=word), False, 0, None
 
 
-__all__ = ["EnglishTutor", "load_vocabulary", "load_prompts", "matches_word", "TEXTS"]
+__all__ = ["EnglishTutor", "load_vocabulary", "load_prompts", "matches_word"]

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from actions.tutoring.common import load_content_file
+from core import texts
 
 logger = logging.getLogger(__name__)
 
@@ -1085,14 +1086,15 @@ def correct(sentence: str) -> str:
     return found[0].corrected if found else normalise(sentence)
 
 
-def explain(correction: Correction, lang: str = "en") -> str:
-    """The short explanation of a correction in ``lang`` ("en" or "rw")."""
-    entry = lexicon().explanations.get(correction.explanation) or {}
-    template = entry.get(lang) or entry.get("en") or ""
+def explain(correction: Correction, lang: Optional[str] = None) -> str:
+    """The short explanation of a correction in ``lang`` (the default language when unknown)."""
+    key = "grammar." + correction.explanation
+    if not texts.has(key):
+        return ""
     try:
-        return template.format(wrong=correction.wrong, suggestion=correction.suggestion)
+        return texts.text(key, lang, wrong=correction.wrong, suggestion=correction.suggestion)
     except (KeyError, IndexError, ValueError):
-        return template
+        return str(texts.value(key, lang))
 
 
 def known_word_ratio(sentence: str) -> float:

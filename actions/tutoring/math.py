@@ -35,7 +35,8 @@ from typing import Any, Dict, List, Optional
 
 from actions.answer_check import check_math_answer
 from actions.tutoring.base import Progress, Reply, Tutor
-from actions.tutoring.common import copy_progress, fill, load_content_file, tutor_language
+from actions.tutoring.common import copy_progress, load_content_file
+from core import language, texts
 
 MIN_LEVEL, MAX_LEVEL = 1, 5
 LEVEL_UP_STREAK = 3  # correct answers in a row to move up
@@ -128,12 +129,9 @@ class MathTutor(Tutor):
 
     # --- texts ---------------------------------------------------------------
 
-    def _text(self, key: str, lang: str, **values: Any) -> str:
-        return fill(self.content["texts"][key][lang], **values)
-
     def render(self, problem: Dict[str, Any], lang: str) -> Dict[str, str]:
         """The problem's question, hint and worked answer in ``lang``."""
-        template = self.templates[problem["tid"]][tutor_language(lang)]
+        template = self.templates[problem["tid"]][language.or_default(lang)]
         values = dict(problem["values"], answer=problem["answer"])
         return {part: template[part].format(**values) for part in ("q", "hint", "worked")}
 
@@ -225,41 +223,41 @@ class MathTutor(Tutor):
     # --- Tutor interface ---------------------------------------------------------------
 
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         p = copy_progress(progress)
         p.level = min(MAX_LEVEL, max(MIN_LEVEL, p.level or MIN_LEVEL))
         st = _fresh_state(state, self.name)
         problem = self._new_problem(p, st)
-        messages = [self._text("intro", lang, level=p.level), self.render(problem, lang)["q"]]
+        messages = [texts.text("math.intro", lang, level=p.level), self.render(problem, lang)["q"]]
         return Reply(messages=messages, state=st, progress=p)
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         problem = self._current(state)
         if problem is None:
-            return self._text("no_problem", lang)
+            return texts.text("math.no_problem", lang)
         return self.render(problem, lang)["q"]
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         problem = self._current(state)
         if problem is None:
             return self.start(lang, progress, state)
-        return Reply(messages=[self._text("hint", lang, hint=self.render(problem, lang)["hint"])],
+        return Reply(messages=[texts.text("math.hint", lang, hint=self.render(problem, lang)["hint"])],
                      state=dict(state), progress=copy_progress(progress))
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         problem = self._current(state)
         if problem is None:
             return self.start(lang, progress, state)
         p = copy_progress(progress)
         p.level = min(MAX_LEVEL, max(MIN_LEVEL, p.level or MIN_LEVEL))
         st = dict(state)
-        texts = self.render(problem, lang)
+        rendered = self.render(problem, lang)
         check = check_math_answer(problem["answer"], text or "", lang)
         if not check.correct and check.understood is None:
-            return Reply(messages=[self._text("not_number", lang, question=texts["q"])], state=st, progress=p)
+            return Reply(messages=[texts.text("math.not_number", lang, question=rendered["q"])], state=st, progress=p)
 
         p.attempts += 1
         level = int(problem.get("level") or p.level or MIN_LEVEL)
@@ -270,28 +268,28 @@ class MathTutor(Tutor):
             p.points += points
             p.streak += 1
             p.misses = 0
-            feedback = f"{self.rng.choice(self.content['texts']['praise'][lang])} " \
-                       f"{self._text('points', lang, points=points, total=p.points)}"
+            feedback = f"{self.rng.choice(texts.value('math.praise', lang))} " \
+                       f"{texts.text('math.points', lang, points=points, total=p.points)}"
             if p.streak % LEVEL_UP_STREAK == 0 and p.level < MAX_LEVEL:
                 p.level += 1
-                feedback += " " + self._text("level_up", lang, level=p.level)
+                feedback += " " + texts.text("math.level_up", lang, level=p.level)
             nxt = self._new_problem(p, st)
-            messages = [feedback, self._text("next", lang, question=self.render(nxt, lang)["q"])]
+            messages = [feedback, texts.text("math.next", lang, question=self.render(nxt, lang)["q"])]
             return Reply(messages=messages, state=st, progress=p, outcome=True)
 
         p.streak = 0
         if not st.get("tries"):
             st["tries"] = 1
-            return Reply(messages=[self._text("wrong_first", lang, hint=texts["hint"])], state=st, progress=p, outcome=False)
+            return Reply(messages=[texts.text("math.wrong_first", lang, hint=rendered["hint"])], state=st, progress=p, outcome=False)
 
         p.misses += 1
-        messages = [self._text("wrong_second", lang, answer=problem["answer"], worked=texts["worked"])]
+        messages = [texts.text("math.wrong_second", lang, answer=problem["answer"], worked=rendered["worked"])]
         level_note = ""
         if p.misses % LEVEL_DOWN_MISSES == 0 and p.level > MIN_LEVEL:
             p.level -= 1
-            level_note = self._text("level_down", lang, level=p.level) + " "
+            level_note = texts.text("math.level_down", lang, level=p.level) + " "
         nxt = self._new_problem(p, st)
-        messages.append(level_note + self._text("next", lang, question=self.render(nxt, lang)["q"]))
+        messages.append(level_note + texts.text("math.next", lang, question=self.render(nxt, lang)["q"]))
         return Reply(messages=messages, state=st, progress=p, outcome=False)
 
 

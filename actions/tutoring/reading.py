@@ -33,9 +33,9 @@ import re
 import unicodedata
 from typing import Any, Dict, List, Optional, Sequence
 
-from actions.language import SUPPORTED
 from actions.tutoring.base import LLMTask, Progress, Reply, Tutor
-from actions.tutoring.common import copy_progress, fill, load_content_file, tutor_language
+from actions.tutoring.common import copy_progress, load_content_file
+from core import language, texts
 from core.fuzzy import similarity
 
 QUESTIONS_PER_STORY = 3
@@ -98,7 +98,7 @@ def phrase_matches(phrase: str, words: Sequence[str]) -> bool:
 
 def accepted_answers(question: Dict[str, Any]) -> List[str]:
     answers = question.get("answers") or {}
-    return [str(a) for lang in SUPPORTED for a in (answers.get(lang) or [])]
+    return [str(a) for lang in language.SUPPORTED for a in (answers.get(lang) or [])]
 
 
 def is_correct(question: Dict[str, Any], text: str) -> bool:
@@ -134,27 +134,24 @@ class ReadingTutor(Tutor):
 
     # --- texts -------------------------------------------------------------------
 
-    def _text(self, key: str, lang: str, **values: Any) -> str:
-        return fill(self.content["texts"][key][lang], **values)
-
     def question_text(self, story: Dict[str, Any], index: int, lang: str) -> str:
-        ordinals = self.content["texts"]["ordinals"][lang]
-        return self._text("question", lang, n=index + 1, nth=ordinals[index], q=story["questions"][index]["q"][lang])
+        ordinals = texts.value("reading.ordinals", lang)
+        return texts.text("reading.question", lang, n=index + 1, nth=ordinals[index], q=story["questions"][index]["q"][lang])
 
     def story_messages(self, lang: str, state: Dict[str, Any]) -> List[str]:
         """The current story (title and text), as messages of about one SMS each."""
         story = self._story(state)
         if story is None:
             return []
-        lang = tutor_language(lang)
-        title = self._text("title", lang, title=story["title"][lang])
+        lang = language.or_default(lang)
+        title = texts.text("reading.title", lang, title=story["title"][lang])
         return chunk_sentences([title] + sentences(story["text"][lang]))
 
     def clue(self, story: Dict[str, Any], index: int, lang: str) -> str:
         """The content hint, or the sentence of the story that holds the answer."""
         question = story["questions"][index]
         if question.get("hint"):
-            return self._text("clue_text", lang, hint=question["hint"][lang])
+            return texts.text("reading.clue_text", lang, hint=question["hint"][lang])
         best, best_score = None, 0
         explain_words = set(_key_tokens(question["explain"][lang]))
         for sentence in sentences(story["text"][lang]):
@@ -165,8 +162,8 @@ class ReadingTutor(Tutor):
             if score > best_score:
                 best, best_score = sentence, score
         if best is None:
-            return self._text("clue_text", lang, hint=question["explain"][lang])
-        return self._text("clue", lang, sentence=best)
+            return texts.text("reading.clue_text", lang, hint=question["explain"][lang])
+        return texts.text("reading.clue", lang, sentence=best)
 
     # --- stories -------------------------------------------------------------------
 
@@ -200,35 +197,35 @@ class ReadingTutor(Tutor):
         story = self.pick_story(p.seen, avoid=current["id"] if current else None)
         p.seen = [s for s in p.seen if s != story["id"]] + [story["id"]]
         st = {"module": self.name, "story": story["id"], "q": 0, "score": 0, "phase": "question", "finished": False}
-        messages = [self._text(opening, lang)] + self.story_messages(lang, st) + [self.question_text(story, 0, lang)]
+        messages = [texts.text("reading." + opening, lang)] + self.story_messages(lang, st) + [self.question_text(story, 0, lang)]
         return Reply(messages=messages, state=st, progress=p)
 
     # --- Tutor interface -------------------------------------------------------------
 
     def start(self, lang: str, progress: Progress, state: Optional[Dict[str, Any]] = None) -> Reply:
-        return self._tell_new_story(tutor_language(lang), progress, state, "intro")
+        return self._tell_new_story(language.or_default(lang), progress, state, "intro")
 
     def prompt(self, lang: str, state: Dict[str, Any]) -> str:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         story = self._story(state)
         if story is None:
-            return self._text("no_story", lang)
+            return texts.text("reading.no_story", lang)
         index = self._question_index(state)
         if index is None:
-            return self._text("offer", lang)
+            return texts.text("reading.offer", lang)
         return self.question_text(story, index, lang)
 
     def hint(self, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         story = self._story(state)
         if story is None:
             return self.start(lang, progress, state)
         index = self._question_index(state)
-        message = self._text("offer_hint", lang) if index is None else self.clue(story, index, lang)
+        message = texts.text("reading.offer_hint", lang) if index is None else self.clue(story, index, lang)
         return Reply(messages=[message], state=dict(state), progress=copy_progress(progress))
 
     def answer(self, text: str, lang: str, progress: Progress, state: Dict[str, Any]) -> Reply:
-        lang = tutor_language(lang)
+        lang = language.or_default(lang)
         story = self._story(state)
         if story is None:
             return self.start(lang, progress, state)
@@ -238,7 +235,7 @@ class ReadingTutor(Tutor):
 
         question = story["questions"][index]
         if not tokens(text):
-            return Reply(messages=[self._text("not_understood", lang, question=self.question_text(story, index, lang))],
+            return Reply(messages=[texts.text("reading.not_understood", lang, question=self.question_text(story, index, lang))],
                          state=dict(state), progress=copy_progress(progress))
 
         p = copy_progress(progress)
@@ -252,12 +249,12 @@ class ReadingTutor(Tutor):
             p.streak += 1
             p.misses = 0
             st["score"] = int(st.get("score", 0)) + 1
-            feedback = f"{self.rng.choice(self.content['texts']['praise'][lang])} " \
-                       f"{self._text('points', lang, points=POINTS_PER_ANSWER)}"
+            feedback = f"{self.rng.choice(texts.value('reading.praise', lang))} " \
+                       f"{texts.text('reading.points', lang, points=POINTS_PER_ANSWER)}"
         else:
             p.streak = 0
             p.misses += 1
-            feedback = self._text("wrong", lang, explain=question["explain"][lang])
+            feedback = texts.text("reading.wrong", lang, explain=question["explain"][lang])
             llm_task = LLMTask(
                 module=self.name,
                 task="explain_answer",
@@ -277,12 +274,12 @@ class ReadingTutor(Tutor):
         else:
             old_level = p.level
             p.level = max(old_level, reading_level(p.attempts))
-            comments = self.content["texts"]["comments"][lang]
+            comments = texts.value("reading.comments", lang)
             score = int(st["score"])
-            summary = self._text("summary", lang, score=score, comment=comments[min(score, len(comments) - 1)])
+            summary = texts.text("reading.summary", lang, score=score, comment=comments[min(score, len(comments) - 1)])
             if p.level > old_level:
-                summary += " " + self._text("level_up", lang, level=p.level)
-            messages.append(summary + " " + self._text("offer", lang))
+                summary += " " + texts.text("reading.level_up", lang, level=p.level)
+            messages.append(summary + " " + texts.text("reading.offer", lang))
             st["phase"] = "offer"
             st["finished"] = True
         return Reply(messages=messages, state=st, progress=p, outcome=correct, llm_task=llm_task)
