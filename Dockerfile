@@ -34,6 +34,7 @@ COPY nlu_components ./nlu_components
 COPY scripts ./scripts
 RUN mkdir -p models && scripts/train_if_needed.sh && rm -rf .rasa
 
+COPY core ./core
 COPY actions ./actions
 COPY connectors ./connectors
 COPY voice/recordings ./voice/recordings

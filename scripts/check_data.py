@@ -7,10 +7,15 @@ Prints one line per problem, ``file:line — what to fix``, and exits 1 when the
   with at least 25 examples each; no NLU intent missing from the domain;
 * examples: the same example text under two different intents (in any language);
 * responses: an English default variation and a Kinyarwanda variation
-  (``condition: language == rw``) for every domain response; every key of
-  actions/content/messages.yml has both ``en`` and ``rw``;
-* length: every text fits one SMS segment (160 GSM-7 characters, plain ASCII) and a voice
-  turn (40 words / 250 characters; ``call_*`` messages are voice-only);
+  (``condition: language == rw``) for every domain response;
+* catalogues (every file in core/texts.py ``CATALOGUES``: actions/content/messages.yml,
+  channel.yml and the tutors' ``texts:``): every key has a text in every language of
+  core/languages.yml, the same ``{placeholders}`` in each, and every key the code looks up
+  with a literal (``texts.text("math.intro", ...)``) exists;
+* length: every text fits one SMS segment (160 GSM-7 characters, plain ASCII: with its fields
+  filled and joined to the turn's other messages a reply stays within the SMS channel's
+  2-segment budget) and a voice turn (40 words, about 16 seconds at 150 words a minute, and
+  250 characters; ``call_*`` texts are voice-only, ``sms_*`` texts SMS-only);
 * actions: every action named in rules, stories, test stories and the domain's ``actions:``
   is implemented in actions/ (a class whose ``name()`` returns it), every form slot has a
   question (``utter_ask_<slot>`` or ``action_ask_<slot>``), and implemented
@@ -25,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import re
 import sys
 from dataclasses import dataclass, field
@@ -42,9 +46,10 @@ if str(ROOT) not in sys.path:  # run as a script: the project's packages (core) 
     sys.path.insert(0, str(ROOT))
 
 from core import gsm  # noqa: E402
+from core import language as core_language  # noqa: E402
+from core.texts import CATALOGUES, Catalogue  # noqa: E402
 
-LANGUAGES = ("en", "rw")
-LANGUAGE_NAMES = {"en": "English", "rw": "Kinyarwanda"}
+LANGUAGES = core_language.SUPPORTED
 MIN_EXAMPLES = 25
 SMS_LIMIT = gsm.SINGLE_SEGMENT  # septets in one GSM-7 SMS
 VOICE_MAX_WORDS = 40  # about 15 seconds of speech
@@ -173,7 +178,6 @@ class Project:
         if not self.domain.exists() and (self.root / "domain").is_dir():
             self.domain = self.root / "domain"
         self.actions = self.root / "actions"
-        self.messages = self.actions / "content" / "messages.yml"
         self.tests = self.root / "tests"
 
     def rel(self, path: Path) -> str:
@@ -265,7 +269,7 @@ def check_intents(project: Project, report: Report, domain_docs, examples: List[
     for intent, (path, line) in domain_intents.items():
         for lang in project.languages:
             n = counts.get(intent, {}).get(lang, 0)
-            name = LANGUAGE_NAMES.get(lang, lang)
+            name = core_language.name(lang)
             if n == 0:
                 report.add(ERROR, path, line, "intent-missing-language",
                            f"intent '{intent}' has no {name} examples: add at least {min_examples} "
@@ -314,35 +318,19 @@ def _is_language_condition(condition: Any, value: str) -> bool:
                and str(c.get("value")) == value for c in condition)
 
 
-def _load_language_module(project: Project):
-    for candidate in (project.actions / "language.py", ROOT / "actions" / "language.py"):
-        if candidate.exists():
-            try:
-                spec = importlib.util.spec_from_file_location(f"_check_language_{abs(hash(candidate))}", candidate)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)  # type: ignore[union-attr]
-                return module
-            except Exception:
-                continue
-    return None
-
-
 def bilingual_detector(project: Project) -> Callable[[str], bool]:
-    """True when a single text already says things in both languages, sentence by sentence
+    """True when a single text already says things in every language, sentence by sentence
     (like utter_greet_first: "Muraho! Hello! Ndi BAKAME... I am BAKAME...")."""
-    module = _load_language_module(project)
-    if module is None or not hasattr(module, "language_scores"):
-        return lambda text: False
 
     def detect(text: str) -> bool:
         seen = set()
         for sentence in re.split(r"[.!?]+", text):
-            rw, en = module.language_scores(sentence)
-            if rw > en:
-                seen.add("rw")
-            elif en > rw:
-                seen.add("en")
-        return {"en", "rw"} <= seen
+            scores = core_language.scores(sentence)
+            best = max(scores.values(), default=0)
+            leaders = [code for code, score in scores.items() if score == best and score > 0]
+            if len(leaders) == 1:
+                seen.add(leaders[0])
+        return set(project.languages) <= seen
 
     return detect
 
@@ -401,36 +389,97 @@ def check_responses(project: Project, report: Report, domain_docs, limits: Dict[
     return names
 
 
-def check_messages(project: Project, report: Report, limits: Dict[str, int]) -> None:
-    if not project.messages.exists():
-        return
-    rel = project.rel(project.messages)
-    doc = _load(project.messages) or {}
-    for key, entry in doc.items():
-        line = _line_of_key(doc, key)
+_PLACEHOLDER = re.compile(r"{(\w*)[^{}]*}")
+
+
+def _texts_in(value: Any, line: int) -> List[Tuple[str, int]]:
+    """(text, line) for a catalogue value: one text, a list of variants or a mapping of texts."""
+    if isinstance(value, str):
+        return [(value, line)]
+    if isinstance(value, list):
+        return [(str(v), _line_of_item(value, i)) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return [(str(v), _line_of_key(value, k)) for k, v in value.items()]
+    return []
+
+
+def _same_shape(report: Report, rel: str, line: int, label: str, values: Dict[str, Any]) -> None:
+    """Lists and mappings give the same entries in every language; every text is a valid template."""
+    mappings = [set(v) for v in values.values() if isinstance(v, dict)]
+    if len(mappings) >= 2 and set().union(*mappings) != set.intersection(*mappings):
+        missing = set().union(*mappings) - set.intersection(*mappings)
+        report.add(ERROR, rel, line, "missing-translation",
+                   f"{label}: entries {sorted(missing)} are not given in every language")
+    lists = {lang: len(v) for lang, v in values.items() if isinstance(v, list)}
+    if len(set(lists.values())) > 1:
+        report.add(ERROR, rel, line, "missing-translation",
+                   f"{label}: {', '.join(f'{lang} has {n}' for lang, n in lists.items())} variants: "
+                   f"give the same number in every language")
+    # Translations may use different fields (rw says "wa kabiri" where en says "2"), but every
+    # text must be a valid template: a stray brace fails when the code fills it.
+    fields = {m.group(1) for v in values.values() for text, _ in _texts_in(v, line) for m in _PLACEHOLDER.finditer(text)}
+    for lang, value in values.items():
+        for text, text_line in _texts_in(value, line):
+            try:
+                text.format(**{name: "" for name in fields if name})
+            except (KeyError, IndexError, ValueError) as exc:
+                report.add(ERROR, rel, text_line, "bad-placeholder",
+                           f"{label} ({lang}) is not a valid template ({type(exc).__name__}: {exc}): "
+                           f"write fields as {{name}} and a literal brace as {{{{ or }}}}")
+
+
+def check_catalogue(project: Project, report: Report, catalogue: Catalogue, limits: Dict[str, int]) -> Set[str]:
+    """One catalogue file (or its section): every language, placeholders, GSM-7 and length."""
+    path = project.root / catalogue.path
+    if not path.exists():
+        return set()
+    rel = project.rel(path)
+    doc = _load(path) or {}
+    entries = doc.get(catalogue.section) if catalogue.section else doc
+    if not isinstance(entries, dict):
+        report.add(ERROR, rel, 1, "no-catalogue", f"no '{catalogue.section}:' section of texts: add it")
+        return set()
+    for key, entry in entries.items():
+        line = _line_of_key(entries, key)
+        label = f"message '{catalogue.key(str(key))}'"
         if not isinstance(entry, dict):
             report.add(ERROR, rel, line, "missing-translation",
-                       f"message '{key}' must be a mapping with 'en' and 'rw' texts")
+                       f"{label} must be a mapping with {', '.join(repr(l) for l in project.languages)} texts")
             continue
         for lang in project.languages:
-            value = entry.get(lang)
-            if value in (None, "", {}):
+            if entry.get(lang) in (None, "", {}, []):
                 report.add(ERROR, rel, line, "missing-translation",
-                           f"message '{key}' has no '{lang}' ({LANGUAGE_NAMES.get(lang, lang)}) text: add it")
-        values = [entry.get(lang) for lang in project.languages if isinstance(entry.get(lang), dict)]
-        if len(values) >= 2:
-            keys = [set(v) for v in values]
-            missing = set().union(*keys) - set.intersection(*keys)
-            if missing:
-                report.add(ERROR, rel, line, "missing-translation",
-                           f"message '{key}': entries {sorted(missing)} are not given in every language")
-        voice_only = str(key).startswith("call_")
+                           f"{label} has no '{lang}' ({core_language.name(lang)}) text: add it")
+        _same_shape(report, rel, line, label, {lang: entry[lang] for lang in project.languages if lang in entry})
+        voice_only = str(key).startswith(tuple(catalogue.voice_only))
+        sms_only = str(key).startswith(tuple(catalogue.sms_only))
         for lang in project.languages:
-            value = entry.get(lang)
-            if isinstance(value, str):
-                check_text(report, rel, _line_of_key(entry, lang), f"message '{key}' ({lang})", value,
-                           **dict(limits, sms=not voice_only))
-    report.checked["messages"] = len(doc)
+            for text, text_line in _texts_in(entry.get(lang), _line_of_key(entry, lang)):
+                check_text(report, rel, text_line, f"{label} ({lang})", text,
+                           **dict(limits, sms=not voice_only, voice=not sms_only))
+    return {catalogue.key(str(key)) for key in entries}
+
+
+# A lookup whose key is one literal (keys built at run time, "debate." + key, are not checked).
+_LOOKUP = re.compile(r"""\b(?:texts\.text|texts\.value|texts\.has|messages\.text)\(\s*["']([\w.]+)["']\s*[,)]""")
+
+
+def check_catalogues(project: Project, report: Report, limits: Dict[str, int]) -> None:
+    """Every catalogue, and every key the code looks up with a literal exists in one."""
+    keys: Set[str] = set()
+    for catalogue in CATALOGUES:
+        keys |= check_catalogue(project, report, catalogue, limits)
+    report.checked["texts"] = len(keys)
+    if not keys:
+        return
+    for folder in ("actions", "connectors", "infra", "core"):
+        for path in sorted((project.root / folder).rglob("*.py")):
+            for number, source in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                for match in _LOOKUP.finditer(source):
+                    if match.group(1) not in keys:
+                        report.add(ERROR, project.rel(path), number, "unknown-text",
+                                   f"text '{match.group(1)}' is in no catalogue: add it (every language) "
+                                   f"or fix the key")
 
 
 # ----------------------------------------------------------------------------- actions
@@ -556,7 +605,7 @@ def check_project(root: Path = ROOT, *, languages: Sequence[str] = LANGUAGES, mi
     check_intents(project, report, domain_docs, examples, min_examples)
     check_duplicates(project, report, examples)
     responses = check_responses(project, report, domain_docs, limits)
-    check_messages(project, report, limits)
+    check_catalogues(project, report, limits)
     check_actions(project, report, domain_docs, responses)
     check_recordings(project.root, report.add, report.checked)  # voice/recordings (scripts/check_recordings.py)
     report.findings.sort(key=lambda f: (f.level != ERROR, f.path, f.line))

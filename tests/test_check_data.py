@@ -205,6 +205,86 @@ def test_voice_only_message_too_long_for_a_call(tmp_path):
     assert findings(root, "too-long-sms") == []  # call_* messages are never sent by SMS
 
 
+MATH_TEXTS = """\
+# a tutor keeps its phrases next to its content, under texts:
+texts:
+  intro:
+    en: "Welcome to math! You are at level {level}."
+    rw: "Ikaze mu mibare! Uri ku rwego rwa {level}."
+  praise:
+    en: ["Correct!", "Well done!"]
+    rw: ["Ni byo!", "Ni byiza cyane!"]
+levels: {}
+"""
+
+
+def with_math_texts(root: Path, texts: str = MATH_TEXTS) -> Path:
+    (root / "actions" / "content" / "math.yml").write_text(texts)
+    return root
+
+
+def test_every_catalogue_is_checked_not_only_messages(tmp_path):
+    root = with_math_texts(make_project(tmp_path))
+    assert check_data.check_project(root).findings == []
+    assert check_data.check_project(root).checked["texts"] == 3  # hello, math.intro, math.praise
+
+
+def test_tutor_text_without_kinyarwanda_is_reported_at_its_line(tmp_path):
+    root = with_math_texts(make_project(tmp_path),
+                           MATH_TEXTS.replace('    rw: "Ikaze mu mibare! Uri ku rwego rwa {level}."\n', ""))
+    [finding] = findings(root, "missing-translation")
+    assert finding.path == "actions/content/math.yml"
+    assert finding.line == line_of(root / "actions/content/math.yml", "intro:")
+    assert "'math.intro'" in finding.message and "'rw' (Kinyarwanda)" in finding.message
+
+
+def test_variants_missing_in_one_language_are_reported(tmp_path):
+    root = with_math_texts(make_project(tmp_path), MATH_TEXTS.replace('["Ni byo!", "Ni byiza cyane!"]', '["Ni byo!"]'))
+    [finding] = findings(root, "missing-translation")
+    assert "'math.praise'" in finding.message and "en has 2, rw has 1" in finding.message
+
+
+def test_non_gsm_character_in_a_tutor_text_is_reported_at_its_line(tmp_path):
+    root = with_math_texts(make_project(tmp_path), MATH_TEXTS.replace("Well done!", "Well done 🎉"))
+    [finding] = findings(root, "not-gsm")
+    assert finding.path == "actions/content/math.yml"
+    assert finding.line == line_of(root / "actions/content/math.yml", "Well done")
+    assert "'math.praise' (en)" in finding.message and "GSM-7" in finding.message
+
+
+def test_tutor_text_too_long_for_one_sms(tmp_path):
+    long_rw = "Ikaze mu mibare! " + "Subiza buri kibazo ukoresheje umubare. " * 4 + "{level}"
+    root = with_math_texts(make_project(tmp_path), MATH_TEXTS.replace("Ikaze mu mibare! Uri ku rwego rwa {level}.", long_rw))
+    [finding] = findings(root, "too-long-sms")
+    assert finding.line == line_of(root / "actions/content/math.yml", "Subiza buri kibazo")
+    assert "'math.intro' (rw)" in finding.message and "over one SMS (160)" in finding.message
+
+
+def test_channel_sms_text_is_not_held_to_the_voice_limit(tmp_path):
+    words = " ".join(["send zero to see the menu"] * 7)  # 42 words, 181 characters
+    root = make_project(tmp_path)
+    (root / "actions" / "content" / "channel.yml").write_text(
+        f'sms_menu:\n  en: "{words}"\n  rw: "Ohereza 0"\nholding:\n  en: "{words}"\n  rw: "Tegereza"\n')
+    assert [f.message.split(" is ")[0] for f in findings(root, "too-long-voice")] == ["message 'channel.holding' (en)"]
+    assert len(findings(root, "too-long-sms")) == 2  # sms_menu and holding both go out by SMS
+
+
+def test_broken_placeholder_is_reported(tmp_path):
+    root = with_math_texts(make_project(tmp_path), MATH_TEXTS.replace("rwa {level}.", "rwa {level."))
+    [finding] = findings(root, "bad-placeholder")
+    assert "'math.intro' (rw)" in finding.message
+
+
+def test_a_key_the_code_looks_up_must_exist(tmp_path):
+    actions = ACTIONS + (
+        "\n\nfrom core import texts\n\n"
+        "def hello(lang):\n    return texts.text(\"hello\", lang), texts.text(\"helo\", lang), texts.text(\"x.\" + lang, lang)\n")
+    root = make_project(tmp_path, actions=actions)
+    [finding] = findings(root, "unknown-text")
+    assert finding.path == "actions/actions.py" and finding.line == line_of(root / "actions/actions.py", "helo")
+    assert "'helo'" in finding.message
+
+
 def test_unimplemented_action_in_rules(tmp_path):
     rules = RULES + "  - rule: time told\n    steps:\n      - intent: ask_time\n      - action: action_tell_time\n"
     root = make_project(tmp_path, rules=rules)

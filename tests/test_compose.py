@@ -177,7 +177,7 @@ def test_dockerfile_copies_exist_and_cover_what_runs():
             copied += sources
     for source in copied:
         assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
-    for needed in ("actions", "connectors", "infra", "scripts", "data", "domain.yml", "config.yml",
+    for needed in ("core", "actions", "connectors", "infra", "scripts", "data", "domain.yml", "config.yml",
                    "endpoints.prod.yml", "credentials.prod.yml", "requirements.lock"):
         assert needed in copied, f"the image lacks {needed}"
 
@@ -192,7 +192,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     assert {".env", ".venv", ".git", "models", ".spool"} <= ignored
-    for needed in ("actions", "connectors", "infra", "scripts", "data", "requirements.lock"):
+    for needed in ("core", "actions", "connectors", "infra", "scripts", "data", "requirements.lock"):
         assert needed not in ignored
 
 
