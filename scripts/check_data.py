@@ -6,8 +6,9 @@ Prints one line per problem, ``file:line — what to fix``, and exits 1 when the
 * intents: listed in domain.yml and present in every language folder (data/nlu/en, data/nlu/rw)
   with at least 25 examples each; no NLU intent missing from the domain;
 * examples: the same example text under two different intents (in any language);
-* responses: an English default variation and a Kinyarwanda variation
-  (``condition: language == rw``) for every domain response;
+* responses: a default-language (English) variation and one per other language
+  (``condition: language == rw``) for every domain response; the ``language`` slot takes
+  exactly the languages of core/languages.yml;
 * catalogues (every file in core/texts.py ``CATALOGUES``: actions/content/messages.yml,
   channel.yml and the tutors' ``texts:``): every key has a text in every language of
   core/languages.yml, the same ``{placeholders}`` in each, and every key the code looks up
@@ -359,6 +360,19 @@ def check_text(report: Report, path: str, line: int, label: str, text: str, *, s
                        f"(max {voice_words} words, {voice_chars} characters): shorten or split it")
 
 
+def check_language_slot(project: Project, report: Report, domain_docs) -> None:
+    """The domain's `language` slot takes exactly the languages of core/languages.yml."""
+    for path, doc in domain_docs:
+        slots = doc.get("slots") or {}
+        spec = slots.get("language")
+        if isinstance(spec, dict) and spec.get("type") == "categorical":
+            values = [str(v) for v in spec.get("values") or []]
+            if sorted(values) != sorted(project.languages):
+                report.add(ERROR, project.rel(path), _line_of_key(slots, "language"), "language-slot",
+                           f"slot 'language' takes {values} but the languages are {list(project.languages)} "
+                           f"(core/languages.yml): give it the same values")
+
+
 def check_responses(project: Project, report: Report, domain_docs, limits: Dict[str, int]) -> Set[str]:
     is_bilingual = bilingual_detector(project)
     names: Set[str] = set()
@@ -372,17 +386,22 @@ def check_responses(project: Project, report: Report, domain_docs, limits: Dict[
                 report.add(ERROR, rel, line, "empty-response", f"response '{name}' has no variations")
                 continue
             default = [v for v in variations if isinstance(v, dict) and not v.get("condition") and not v.get("channel")]
-            rw = [v for v in variations if isinstance(v, dict) and _is_language_condition(v.get("condition"), "rw")]
+            translated = {lang: [v for v in variations if isinstance(v, dict)
+                                 and _is_language_condition(v.get("condition"), lang)]
+                          for lang in project.languages if lang != core_language.DEFAULT}
             if not default:
                 report.add(ERROR, rel, line, "missing-default",
-                           f"response '{name}' has no default (English) variation: add one without a condition")
-            if not rw and not any(is_bilingual(str(v.get("text", ""))) for v in default):
-                report.add(ERROR, rel, line, "missing-translation",
-                           f"response '{name}' has no Kinyarwanda variation: add one with "
-                           f"'condition: [{{type: slot, name: language, value: rw}}]'")
+                           f"response '{name}' has no default ({core_language.name(core_language.DEFAULT)}) "
+                           f"variation: add one without a condition")
+            bilingual = any(is_bilingual(str(v.get("text", ""))) for v in default)
+            for lang, found in translated.items():
+                if not found and not bilingual:
+                    report.add(ERROR, rel, line, "missing-translation",
+                               f"response '{name}' has no {core_language.name(lang)} variation: add one with "
+                               f"'condition: [{{type: slot, name: language, value: {lang}}}]'")
             for index, variation in enumerate(variations):
                 if isinstance(variation, dict) and variation.get("text"):
-                    which = "rw" if variation in rw else "default"
+                    which = next((lang for lang, found in translated.items() if variation in found), "default")
                     check_text(report, rel, _line_of_item(variations, index), f"response '{name}' ({which})",
                                variation["text"], **limits)
     report.checked["responses"] = len(names)
@@ -604,6 +623,7 @@ def check_project(root: Path = ROOT, *, languages: Sequence[str] = LANGUAGES, mi
     examples = load_examples(project, report)
     check_intents(project, report, domain_docs, examples, min_examples)
     check_duplicates(project, report, examples)
+    check_language_slot(project, report, domain_docs)
     responses = check_responses(project, report, domain_docs, limits)
     check_catalogues(project, report, limits)
     check_actions(project, report, domain_docs, responses)

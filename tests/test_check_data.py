@@ -285,6 +285,16 @@ def test_a_key_the_code_looks_up_must_exist(tmp_path):
     assert "'helo'" in finding.message
 
 
+def test_language_slot_must_take_the_supported_languages(tmp_path):
+    slot = "  language:\n    type: categorical\n    values: [en]\n    mappings:\n      - type: custom\n"
+    root = make_project(tmp_path, domain=DOMAIN.replace("\nslots:\n", "\nslots:\n" + slot))
+    [finding] = findings(root, "language-slot")
+    assert finding.line == line_of(root / "domain.yml", "type: categorical") - 1
+    assert "['en']" in finding.message and "['en', 'rw']" in finding.message
+    assert findings(make_project(tmp_path / "ok", domain=DOMAIN.replace(
+        "\nslots:\n", "\nslots:\n" + slot.replace("[en]", "[rw, en]"))), "language-slot") == []
+
+
 def test_unimplemented_action_in_rules(tmp_path):
     rules = RULES + "  - rule: time told\n    steps:\n      - intent: ask_time\n      - action: action_tell_time\n"
     root = make_project(tmp_path, rules=rules)
