@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Text, Type, TypeVar
 
+from core import language as languages
+
 T = TypeVar("T", bound="ConversationState")
 
 STT_FAILURES_BEFORE_GATHER = 2  # transcription failures before a call falls back to <Gather>
@@ -35,7 +37,7 @@ class ConversationState:
 
     def learn(self, lang: Optional[Text], math: Any) -> None:
         """The language and math flag a turn (or the tracker) left."""
-        self.lang = lang if lang in ("en", "rw") else None
+        self.lang = lang if languages.is_supported(lang) else None
         self.math = bool(math)
         self.known = True
 

@@ -14,6 +14,7 @@ from rasa.shared.exceptions import InvalidConfigException
 
 from connectors.common import as_bool, as_float, as_int, as_list, setting
 from connectors.security import require_production_secrets
+from core import language as languages
 
 S = TypeVar("S", bound="TwilioSettings")
 
@@ -47,7 +48,7 @@ class TwilioSettings:
     sender_id_secret: Optional[Text] = None
     turn_budget: float = 10.0  # seconds before a holding answer
     keypad: Optional[Mapping[Text, Text]] = None  # None: connectors.keypad.DEFAULT_KEYPAD
-    default_language: Text = "en"
+    default_language: Optional[Text] = None  # None: core.language.DEFAULT
     prompts: Optional[Mapping[Text, Any]] = None  # overrides of connectors.prompts
     redis_url: Optional[Text] = None
     timing_instrumentation: bool = True
@@ -75,7 +76,7 @@ class TwilioSettings:
             sender_id_secret=setting(c, "sender_id_secret", "SENDER_ID_SECRET"),
             turn_budget=as_float(setting(c, "turn_budget", cls.turn_budget_env), 10.0),
             keypad=c.get("keypad"),
-            default_language=setting(c, "default_language", default="en"),
+            default_language=setting(c, "default_language"),
             prompts=c.get("prompts"),
             redis_url=setting(c, "redis_url", "REDIS_URL"),
             timing_instrumentation=as_bool(
@@ -154,8 +155,8 @@ class VoiceSettings(TwilioSettings):
             raise InvalidConfigException("asr_min_confidence must be between 0 and 1.")
 
     def per_language(self, name: Text, lang: Optional[Text]) -> Any:
-        """``<name>_en`` or ``<name>_rw`` for the learner's language (English when unknown)."""
-        return getattr(self, f"{name}_{lang if lang in ('en', 'rw') else 'en'}")
+        """``<name>_en`` or ``<name>_rw`` for the learner's language (the default when unknown)."""
+        return getattr(self, f"{name}_{languages.or_default(lang)}")
 
     @classmethod
     def _read(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:

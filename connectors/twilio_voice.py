@@ -60,6 +60,7 @@ from connectors.transcription import Transcriber, TranscriptionError
 from connectors.turns import MISSING, result_of
 from connectors.twiml import GATHER, HANGUP, HOLD, Speech, VoiceReply, VoiceTwiml, action_base, kinyarwanda_listen_mode
 from connectors.voice_input import InputKind, VoiceInput, call_ended, call_metadata, classify
+from core import language as languages
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ class TwilioVoiceInput(TwilioInputBase):
 
         call.timing = result.get("timing")
         output = call.carried.extend(BotOutput.from_dict(result.get("output")))
-        lang = result.get("language") if result.get("language") in ("en", "rw") else None
+        lang = result.get("language") if languages.is_supported(result.get("language")) else None
         if not output.texts and not output.end_call:
             key = "welcome" if result.get("kind") == InputKind.CALL_START.value else "reprompt_fallback"
             output.texts = [self.prompts.get(key, lang)]
