@@ -43,7 +43,7 @@ if str(SCRIPTS) not in sys.path:
 
 import check_data  # noqa: E402  (examples per intent per language)
 
-LANGUAGES = ("en", "rw")
+LANGUAGES = check_data.LANGUAGES  # core/languages.yml
 SUMMARY_ROWS = ("weighted avg", "macro avg", "micro avg", "accuracy")
 logger = logging.getLogger("evaluate")
 

@@ -240,7 +240,7 @@ def _graded_right(expected: Any, answer: str, language: Optional[str]) -> bool:
     from actions.answer_check import check_math_answer
 
     try:
-        return bool(check_math_answer(expected, answer, language or "en").correct)
+        return bool(check_math_answer(expected, answer, language).correct)
     except Exception:  # noqa: BLE001
         return False
 
