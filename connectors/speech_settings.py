@@ -28,8 +28,9 @@ from typing import Any, Dict, Mapping, Optional, Text, Tuple
 from rasa.shared.exceptions import InvalidConfigException
 
 from connectors.common import as_float, as_int, as_list, setting
+from core import language as languages
 
-LANGUAGES = ("en", "rw")
+LANGUAGES = languages.SUPPORTED
 RECORDED, TTS, SAY = "recorded", "tts", "say"
 SOURCES = (RECORDED, TTS, SAY)
 DEFAULT_CHAIN = (RECORDED, TTS, SAY)

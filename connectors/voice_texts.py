@@ -4,11 +4,9 @@ What ``make voice-prompts`` renders ahead of time, ``make voice-script`` lists f
 recording, ``make validate`` checks recordings against, and the voice channel uses to find
 the recording of a text (``voice/recordings/<lang>/<key>.wav``).
 
-:func:`fixed_texts` is the one place that knows where texts live: the catalogues of
-``core.texts`` when that module exists, else (:func:`_catalogue_files`) the files it reads
-today -- ``actions/content/messages.yml``, the ``texts:`` sections of the tutors' content and
-the channels' prompts (``connectors/prompts.py``, keys ``channel.<name>``); plus the
-rule responses of ``domain.yml`` (``utter_*``).
+:func:`fixed_texts` reads the catalogues of ``core.texts`` (the one list of where texts
+live: ``actions/content/messages.yml``, ``channel.yml``, the tutors' ``texts:`` sections)
+plus the rule responses of ``domain.yml`` (``utter_*``).
 
 A text with ``{placeholders}`` is made per turn (a problem with numbers, a name): it is not
 rendered ahead of time nor recorded; the channel synthesises it within the turn's budget.
@@ -22,25 +20,17 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Text, Tuple
+from typing import Any, Dict, Iterator, List, Text, Tuple
 
 import yaml
 
 from connectors.common import strip_emoji
+from core import language as languages
+from core import texts as core_texts
 
 ROOT = Path(__file__).resolve().parent.parent
-LANGUAGES = ("en", "rw")
+LANGUAGES = languages.SUPPORTED
 PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
-
-# (key prefix, file, section): the catalogues as core.texts lists them
-_CATALOGUE_FILES = (
-    ("", "actions/content/messages.yml", None),
-    ("math", "actions/content/math.yml", "texts"),
-    ("reading", "actions/content/stories.yml", "texts"),
-    ("english", "actions/content/english.yml", "texts"),
-    ("debate", "actions/content/debate_topics.yml", "texts"),
-    ("grammar", "actions/content/grammar.yml", "explanations"),
-)
 
 
 @dataclass(frozen=True)
@@ -88,27 +78,15 @@ def _entries(prefix: Text, entries: Dict[Text, Any], where: Text) -> Iterator[Fi
                 yield FixedText(variant_key, lang, text, where)
 
 
-def _catalogue_files(root: Path) -> Iterator[FixedText]:
-    """Until ``core.texts`` lands: the catalogue files read directly."""
-    from connectors.prompts import DEFAULT_PROMPTS
-
-    for prefix, path, section in _CATALOGUE_FILES:
-        file = root / path
-        if not file.is_file():
-            continue
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        yield from _entries(prefix, dict((data.get(section) if section else data) or {}), path)
-    yield from _entries("channel", DEFAULT_PROMPTS, "connectors/prompts.py")
-
-
-def _core_catalogues() -> Optional[Iterator[FixedText]]:
-    try:
-        from core import texts as core_texts  # type: ignore
-    except ImportError:
-        return None
-    catalogue = core_texts.catalogue()
-    return (fixed for key, entry in catalogue.entries.items()
-            for fixed in _entries("", {key: dict(entry)}, catalogue.sources[key]))
+def _catalogues(root: Path) -> Iterator[FixedText]:
+    """The catalogues of ``core.texts``: the project's (read once), or those of a copy at ``root``."""
+    if root == ROOT:
+        catalogue = core_texts.catalogue()
+    else:
+        present = [c for c in core_texts.CATALOGUES if (root / c.path).is_file()]
+        catalogue = core_texts.Texts(present, root=root)
+    for key, entry in catalogue.entries.items():
+        yield from _entries("", {key: dict(entry)}, catalogue.sources[key])
 
 
 def _domain_responses(root: Path) -> Iterator[FixedText]:
@@ -129,11 +107,8 @@ def _domain_responses(root: Path) -> Iterator[FixedText]:
 
 
 def fixed_texts(root: Path = ROOT) -> List[FixedText]:
-    """Every fixed text of both languages (catalogues, then domain responses)."""
-    catalogues: Optional[Iterable[FixedText]] = _core_catalogues() if root == ROOT else None
-    if catalogues is None:
-        catalogues = _catalogue_files(root)
-    return list(catalogues) + list(_domain_responses(root))
+    """Every fixed text in every language (catalogues, then domain responses)."""
+    return list(_catalogues(root)) + list(_domain_responses(root))
 
 
 @lru_cache(maxsize=1)
