@@ -34,8 +34,18 @@ PLUGIN_NAME = "bakame-healthz"
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
 
 
+def _llm() -> Any:
+    try:
+        from actions.llm import get_llm
+
+        return get_llm()
+    except Exception:  # noqa: BLE001 - an unusable client is reported as "no LLM client"
+        logger.exception("LLM client unusable")
+        return None
+
+
 async def healthz(request: Request) -> HTTPResponse:
-    from actions.progress_store import database_url_from_env
+    from infra.progress_store import database_url_from_env
     from infra import health
 
     probe = as_bool(request.args.get("probe"), True)
@@ -43,13 +53,13 @@ async def healthz(request: Request) -> HTTPResponse:
         progress_db, redis_check, llm = await asyncio.gather(
             asyncio.to_thread(health.check_database, database_url_from_env()),
             asyncio.to_thread(health.check_redis, env("REDIS_URL")),
-            asyncio.to_thread(health.check_llm, probe),
+            asyncio.to_thread(health.check_llm, _llm(), probe),
         )
     except Exception as exc:  # noqa: BLE001
         logger.exception("health check failed")
         return response.json({"status": "down", "error": type(exc).__name__}, status=503)
     try:
-        from actions.progress_store import get_store
+        from infra.progress_store import get_store
 
         progress_db["queued_writes"] = await asyncio.to_thread(get_store().pending_writes)
     except Exception as exc:  # noqa: BLE001 - the queue file itself is unusable

@@ -1,7 +1,7 @@
 """The actions' access to the progress store: a database problem never breaks a turn.
 
 The store itself keeps writes in a local queue and reads the last known state while its
-database is down (``actions/progress_store.py``); what still fails here (the queue cannot be
+database is down (``infra/progress_store.py``); what still fails here (the queue cannot be
 written, an invalid id) is logged without learner data and the turn goes on.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Dict, Optional, Text
 
-from actions.progress_store import LearnerProfile, ProgressStoreError, get_store
-from actions.tutoring.base import Progress
+from infra.progress_store import LearnerProfile, ProgressStoreError, get_store
+from core.types import Progress
 
 logger = logging.getLogger(__name__)
 _ERRORS = (ProgressStoreError, ValueError)

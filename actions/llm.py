@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from actions.tutoring.base import LLMTask
+from core.types import LLMTask
 from core import language as languages
 from core.breaker import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, CircuitBreaker  # noqa: F401 (re-exported)
 from core.config import as_float, as_int, env

@@ -7,21 +7,19 @@
   (``https://bakame.example.org/...``), so the public URL is rebuilt from
   ``PUBLIC_BASE_URL`` or, when ``TWILIO_TRUST_PROXY=true``, from ``X-Forwarded-*`` /
   ``Forwarded`` headers.
-* ``SenderIdHasher`` turns a phone number into the conversation id
-  ``tw_<hex HMAC-SHA256(secret, e164)>``: stable for a learner, meaningless without the
-  secret, and the raw number never reaches the tracker store, broker, action server or logs.
+* ``SenderIdHasher`` (``core/identity.py``, re-exported here) turns a phone number into the
+  conversation id ``tw_<hex HMAC-SHA256(secret, e164)>``.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import re
 from typing import Any, Optional, Text
 from urllib.parse import parse_qs
 
 from sanic.request import RequestParameters
 from twilio.request_validator import RequestValidator
+
+from core.identity import ANONYMOUS_NUMBERS, SenderIdHasher, normalise_number, short_ref  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +27,6 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 
 # Documented development default, used only when signature validation is explicitly off.
 DEV_SENDER_ID_SECRET = "bakame-local-development-only"
-
-# Twilio sends these spelled-out numbers when the caller id is withheld
-# (ANONYMOUS, RESTRICTED, UNAVAILABLE, BLOCKED, UNKNOWN); they must not share one tracker.
-ANONYMOUS_NUMBERS = frozenset(
-    {"", "anonymous", "restricted", "unknown", "unavailable", "private",
-     "+266696687", "+7378742833", "+8656696", "+2562533", "+86282452253"}
-)
-
 
 def require_production_secrets(auth_token: Optional[Text], sender_id_secret: Optional[Text],
                                validate_signature: bool) -> None:
@@ -163,46 +153,3 @@ class TwilioRequestAuthenticator:
         except Exception:  # malformed body or header: never a 500, just not valid
             logger.warning("Could not check a Twilio signature.", exc_info=True)
             return False
-
-
-_NUMBER_CHARS = re.compile(r"[\s\-().]")
-
-
-def normalise_number(raw: Optional[Text]) -> Text:
-    """``whatsapp:+250 788-123 456`` -> ``+250788123456``; other addresses lower-cased."""
-    value = (raw or "").strip()
-    for scheme in ("whatsapp:", "tel:", "sms:"):
-        if value.lower().startswith(scheme):
-            value = value[len(scheme):]
-    value = _NUMBER_CHARS.sub("", value)
-    if value.startswith("00") and value[2:].isdigit():
-        value = "+" + value[2:]
-    return value if value.startswith("+") else value.lower()
-
-
-class SenderIdHasher:
-    """Keyed hash of a phone number used as the Rasa conversation id."""
-
-    def __init__(self, secret: Text, prefix: Text = "tw_", length: int = 32) -> None:
-        if not secret:
-            raise ValueError("A sender id secret is required.")
-        self._key = secret.encode("utf-8")
-        self.prefix = prefix
-        self.length = max(16, min(64, int(length)))
-
-    def _digest(self, value: Text) -> Text:
-        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[: self.length]
-
-    def sender_id(self, number: Optional[Text], fallback: Optional[Text] = None) -> Text:
-        """Conversation id of ``number``; withheld numbers get a per-``fallback`` (call) id."""
-        normalised = normalise_number(number)
-        if normalised in ANONYMOUS_NUMBERS or normalised.lstrip("+") == "":
-            return f"{self.prefix}anon_{self._digest('anon:' + (fallback or ''))}"
-        return self.prefix + self._digest(normalised)
-
-    __call__ = sender_id
-
-
-def short_ref(sender_id: Text) -> Text:
-    """A short, log-safe reference to a (hashed) conversation id."""
-    return sender_id[:11] if sender_id else "-"

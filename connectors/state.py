@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any, Dict, Optional, Text, Tuple
 
 from core.config import env
-from infra.redis_client import redis_client
+from infra.redis_client import CHANNEL_STATE_PREFIX, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class InMemoryStateStore(StateStore):
 class RedisStateStore(StateStore):
     """The same interface on Redis, shared by all Rasa processes."""
 
-    def __init__(self, client: Any, prefix: Text = "bakame:twilio:") -> None:
+    def __init__(self, client: Any, prefix: Text = CHANNEL_STATE_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
 

@@ -100,15 +100,12 @@ def check_spool(path: Optional[str]) -> Check:
             "detail": f"{pending} event(s) waiting for the database"}
 
 
-def check_llm(probe: bool = True, timeout: float = 2.0) -> Check:
-    """The LLM as the action server sees it: disabled (offline texts), the circuit breaker's
-    state, and (``probe``) whether its server answers at all."""
-    try:
-        from actions.llm import get_llm
-
-        llm = get_llm()
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "degraded", "detail": f"LLM client unusable: {type(exc).__name__}"}
+def check_llm(llm: Any, probe: bool = True, timeout: float = 2.0) -> Check:
+    """The LLM client ``llm`` (``actions.llm.get_llm()``, passed in: infra does not import the
+    action server): disabled (offline texts), the circuit breaker's state, and (``probe``)
+    whether its server answers at all."""
+    if llm is None:
+        return {"status": "disabled", "detail": "no LLM client"}
     if not llm.enabled:
         return {"status": "disabled", "detail": "no LLM configured: offline texts"}
     breaker = llm.breaker.state
@@ -168,8 +165,8 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
-def stores_report(environ: Optional[Dict[str, str]] = None, probe_llm: bool = True) -> Dict[str, Any]:
-    """Redis, PostgreSQL (events table), the event spool and the LLM, for the Rasa side."""
+def stores_report(environ: Optional[Dict[str, str]] = None, probe_llm: bool = True, llm: Any = None) -> Dict[str, Any]:
+    """Redis, PostgreSQL (events table), the event spool and the LLM client ``llm``, for the Rasa side."""
     from infra.settings import production_env
 
     env = production_env(os.environ if environ is None else environ)
@@ -177,7 +174,7 @@ def stores_report(environ: Optional[Dict[str, str]] = None, probe_llm: bool = Tr
         "redis": check_redis(env["REDIS_URL"]),
         "postgres": check_database(env["DATABASE_URL"], table="events"),
         "event_spool": check_spool(env["EVENT_SPOOL_PATH"]),
-        "llm": check_llm(probe=probe_llm),
+        "llm": check_llm(llm, probe=probe_llm),
     }
     if checks["postgres"]["status"] == "down":
         checks["postgres"]["status"] = "degraded"  # events wait in the spool; turns are answered

@@ -72,7 +72,7 @@ def mask_number(number: str) -> str:
 
 def conversation_id(phone: Optional[str], sender: Optional[str], environ: Mapping[str, str]) -> Tuple[str, str]:
     """The conversation id and how to name the learner on screen (masked number or id)."""
-    from connectors.security import SenderIdHasher, normalise_number, short_ref
+    from core.identity import SenderIdHasher, normalise_number, short_ref
 
     if bool(phone) == bool(sender):
         raise LearnerDataError("give exactly one of PHONE (a phone number) or SENDER (a conversation id)")
@@ -129,10 +129,10 @@ def names_one_of(key: str, identifiers: Iterable[str]) -> bool:
 
 
 def channel_state_prefix() -> str:
-    """The Twilio channels' key prefix in Redis (their own default, connectors/state.py)."""
-    from connectors.state import RedisStateStore
+    """The phone channels' key prefix in Redis (connectors/state.py uses the same constant)."""
+    from infra.redis_client import CHANNEL_STATE_PREFIX
 
-    return RedisStateStore(client=None).prefix
+    return CHANNEL_STATE_PREFIX
 
 
 def sids_in(events: Iterable[Mapping[str, Any]]) -> Set[str]:
@@ -318,10 +318,10 @@ def _json(text: Any) -> Any:
 
 # --------------------------------------------------------------------------- progress
 class ProgressRows:
-    """Progress per module and the profile (actions/progress_store.py)."""
+    """Progress per module and the profile (infra/progress_store.py)."""
 
     def __init__(self, stores: Stores) -> None:
-        from actions.progress_store import ProgressStore
+        from infra.progress_store import ProgressStore
 
         self.store = ProgressStore(stores.progress_url)
 
@@ -346,7 +346,7 @@ class ProgressRows:
     @staticmethod
     def _storable(sender_id: str) -> bool:
         """The progress store refuses ids that look like phone numbers: it holds none of them."""
-        from actions.progress_store import validate_learner_id
+        from infra.progress_store import validate_learner_id
 
         try:
             validate_learner_id(sender_id)

@@ -42,6 +42,11 @@ DEFAULT_RETRY_BACKOFF = 0.1
 MAX_RETRY_BACKOFF = 2.0
 
 
+# Prefix of the phone channels' own state in Redis (call and SMS state, turns, dedupe):
+# connectors/state.py writes it, the learner export/erase reads it.
+CHANNEL_STATE_PREFIX = "bakame:twilio:"
+
+
 def redis_client(
     url: Optional[Text] = None,
     *,

@@ -1,5 +1,5 @@
 """A durable local queue in one SQLite file, shared by the event broker
-(``infra/event_broker.py``) and the progress store (``actions/progress_store.py``).
+(``infra/event_broker.py``) and the progress store (``infra/progress_store.py``).
 
 Rows keep their append order (``seq``, never reused) and carry a unique key (``event_key``:
 the idempotency key of the row, so appending the same row twice keeps one), the sender id

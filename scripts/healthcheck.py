@@ -32,11 +32,21 @@ if str(ROOT) not in sys.path:
 from infra import health  # noqa: E402
 
 
+def _llm() -> Any:
+    """The LLM client as the action server builds it (same environment); None if unusable."""
+    try:
+        from actions.llm import get_llm
+
+        return get_llm()
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def rasa_report(url: str, probe_llm: bool) -> Dict[str, Any]:
     url = url.rstrip("/")
     server = health.check_http(url + "/")
     channel = health.check_http(url + "/webhooks/rest/")
-    stores = health.stores_report(probe_llm=probe_llm)
+    stores = health.stores_report(probe_llm=probe_llm, llm=_llm())
     checks = {"rasa": server, "rest_channel": channel, **stores["checks"]}
     return {"status": health.overall(checks, critical=("rasa", "rest_channel", "redis")), "checks": checks}
 
@@ -68,7 +78,7 @@ def main() -> int:
         elif args.target == "actions":
             report = actions_report(args.url or f"http://localhost:{os.environ.get('ACTIONS_PORT', '5055')}")
         else:
-            report = health.stores_report(probe_llm=not args.no_llm_probe)
+            report = health.stores_report(probe_llm=not args.no_llm_probe, llm=_llm())
     except Exception as exc:  # noqa: BLE001 - a health check reports, it does not crash
         report = {"status": "down", "checks": {"healthcheck": {"status": "down", "detail": f"{type(exc).__name__}: {exc}"}}}
 

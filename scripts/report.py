@@ -73,7 +73,7 @@ _CHANNEL_NAME = re.compile(r"^[a-z0-9_.-]{1,32}$")
 
 # --------------------------------------------------------------------------- privacy
 def looks_like_phone_number(value: str) -> bool:
-    from actions.progress_store import looks_like_phone_number as check
+    from infra.progress_store import looks_like_phone_number as check
 
     if check(value):
         return True

@@ -4,7 +4,8 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import llm, progress_store
+from actions import llm
+from infra import progress_store
 from actions.module_actions import ActionStartModule, ValidateTutorForm
 
 DOMAIN = {"slots": {}, "forms": {"tutor_form": {"required_slots": ["answer"]}}}

@@ -14,10 +14,11 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import llm, messages, progress_store
+from actions import llm, messages
+from infra import progress_store
 from actions.module_actions import ActionCheckProgress, ActionStartModule, ValidateTutorForm
-from actions.progress_store import ProgressStore, ProgressStoreError
-from actions.progress_writes import LearnerView, merge, overlay, progress_write
+from infra.progress_store import ProgressStore, ProgressStoreError
+from infra.progress_writes import LearnerView, merge, overlay, progress_write
 from actions.tutoring.base import Progress
 from tests.services import LocalPostgres, free_port, pg_connect
 

@@ -1,4 +1,4 @@
-"""actions/progress_store.py over SQLite (tmp file) and a REAL PostgreSQL.
+"""infra/progress_store.py over SQLite (tmp file) and a REAL PostgreSQL.
 
 PostgreSQL: ``BAKAME_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``)
 gets a uniquely named schema for this run, dropped afterwards. If that server is not
@@ -19,8 +19,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from actions import progress_store as ps
-from actions.progress_store import (
+from infra import progress_store as ps
+from infra.progress_store import (
     LearnerProfile,
     ProgressStore,
     get_store,

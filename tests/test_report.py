@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from actions.progress_store import ProgressStore
+from infra.progress_store import ProgressStore
 from actions.tutoring.base import Progress
 from infra.event_broker import BufferedSQLEventBroker
 

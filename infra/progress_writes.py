@@ -1,6 +1,6 @@
 """What a queued progress/profile write is, and what it does to a learner's record.
 
-The progress store (``actions/progress_store.py``) queues every write in a local spool
+The progress store (``infra/progress_store.py``) queues every write in a local spool
 (``infra/spool.py``) and applies it to the database later, so the same rules are used in
 two places: when a write is applied to the database row, and when a read shows the
 database (or last known) state with the still-queued writes laid over it. One function,
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from actions.tutoring.base import Progress
+from core.types import Progress
 
 PROGRESS = "progress"
 PROFILE = "profile"

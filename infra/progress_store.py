@@ -31,7 +31,7 @@ reachable, else by a background task that retries with backoff, and by the next 
 the process ends first. Each write has a key recorded in ``learner_progress_writes`` in the
 same transaction, so a write applied just before a crash is not applied twice. A progress
 write carries the state the tutor started from and the state it computed
-(``actions/progress_writes.py``): the counters of answers given during an outage are added
+(``infra/progress_writes.py``): the counters of answers given during an outage are added
 to the row even if this process could not know the row's earlier state.
 
 Reads see the database with this learner's still-queued writes laid over it; with the
@@ -78,7 +78,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 from sqlalchemy.types import TypeDecorator
 
-from actions.progress_writes import (
+from infra.progress_writes import (
     PROFILE,
     PROGRESS,
     LearnerProfile,
@@ -93,7 +93,7 @@ from actions.progress_writes import (
     profile_write,
     progress_write,
 )
-from actions.tutoring.base import Progress
+from core.types import Progress
 from core.config import env
 from infra.spool import FlusherLock, Row, Spool
 
