@@ -348,3 +348,17 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy():
     assert (await get(trusting, "/conversations/x/tracker", **{"X-Forwarded-For": "198.51.100.2"})).status_code == 200
     assert (await get(ignoring, "/conversations/x/tracker", **spoofed)).status_code == 200
     assert (await get(ignoring, "/conversations/x/tracker", **{"X-Forwarded-For": "198.51.100.2"})).status_code == 429
+
+
+def test_the_programme_report_does_not_count_limited_messages_as_turns():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import report
+
+    user = {"event": "user", "timestamp": T0, "text": "hello", "metadata": {"channel": "twilio_sms"},
+            "parse_data": {"intent": {"name": "greet"}}}
+    limited = {"event": "rate_limited", "timestamp": T0 + 1, "text": "hello?", "input_channel": "twilio_sms"}
+    analysis = report.analyse([(1, "s", user), (2, "s", limited)])
+    assert [t.text for t in analysis.turns] == ["hello"]
