@@ -244,9 +244,8 @@ class RateLimiter:
     async def check(self, identity: Text, now: Optional[float] = None) -> Verdict:
         if not self.limits.enabled:
             return ALLOWED
-        digest = hashlib.sha256((identity or "").encode("utf-8")).hexdigest()[:32]
         try:
-            verdict = await self.windows.hit(f"{self.scope}:{digest}", self.limits, now)
+            verdict = await self.windows.hit(f"{self.scope}:{digest(identity)}", self.limits, now)
         except Exception as exc:  # noqa: BLE001 - the conversation must not die of its limiter
             if not self._failing:
                 logger.warning("%s rate limit not checked (%s): messages are let through", self.scope,
@@ -257,6 +256,11 @@ class RateLimiter:
             logger.warning("%s rate limits are checked again", self.scope)
             self._failing = False
         return verdict
+
+
+def digest(identity: Optional[Text]) -> Text:
+    """What names a learner or address in keys and logs (a REST sender id may be a phone number)."""
+    return hashlib.sha256((identity or "").encode("utf-8")).hexdigest()[:32]
 
 
 def registered_app(blueprint: Optional[Blueprint]) -> Any:
@@ -330,9 +334,9 @@ class LearnerRateLimit:
     @staticmethod
     def _record(agent: Any, message: UserMessage, verdict: Verdict) -> None:
         """The message as a ``rate_limited`` event on the event broker (none: only this log line)."""
-        ref = (message.sender_id or "-")[:11]
+        ref = digest(message.sender_id)[:12]  # as in the Redis key
         log = logger.warning if verdict.first else logger.info
-        log("rate limited: %s over its %s limit (%s), retry in %.0f s", ref, verdict.window,
+        log("rate limited: learner %s over its %s limit (%s), retry in %.0f s", ref, verdict.window,
             message.input_channel, verdict.retry_after)
         broker = getattr(getattr(agent, "tracker_store", None), "event_broker", None)
         if broker is None:

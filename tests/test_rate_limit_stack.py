@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import uuid
 from typing import Dict, List
 
 import httpx
@@ -31,12 +30,12 @@ from connectors.security import SenderIdHasher
 from infra.settings import production_env
 from tests.services import LocalPostgres, RedisServer
 from tests.stack import Stack, ensure_model, stack_env
-from tests.test_production_stack import RasaServer
+from tests.test_production_stack import PRODUCTION_SECRETS, RasaServer
 
 pytestmark = pytest.mark.integration
 
-TWILIO_TOKEN = "3f9c2a7e1b5d48c6a0e4f7b2d9c1a6e8"
-SENDER_SECRET = "7b1e4c9a2f6d3e8b5a0c7f1d4e9b2a6c8f3d5e7a"
+TWILIO_TOKEN = PRODUCTION_SECRETS["TWILIO_AUTH_TOKEN"]
+SENDER_SECRET = PRODUCTION_SECRETS["SENDER_ID_SECRET"]
 PUBLIC = "https://bakame.example.org"
 SMS = "/webhooks/twilio_sms/webhook"
 PER_HOUR = 3
@@ -57,8 +56,7 @@ def stack(tmp_path_factory):
     pg.start()
     base = stack_env(
         workdir, REDIS_URL=redis_server.url, DATABASE_URL=pg.url, PROGRESS_DB_URL=pg.url,
-        TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_VALIDATE_SIGNATURE="true", SENDER_ID_SECRET=SENDER_SECRET,
-        PUBLIC_BASE_URL=PUBLIC, RASA_AUTH_TOKEN=uuid.uuid4().hex,
+        **PRODUCTION_SECRETS, TWILIO_VALIDATE_SIGNATURE="true", PUBLIC_BASE_URL=PUBLIC,
         RATE_LIMIT_PER_MINUTE="0", RATE_LIMIT_PER_HOUR=str(PER_HOUR),
         API_RATE_LIMIT_PER_MINUTE=str(API_PER_MINUTE), API_RATE_LIMIT_PER_HOUR="0",
     )
