@@ -24,7 +24,7 @@ import psycopg2
 import pytest
 import redis
 
-from actions.messages import text as message_text
+from core.texts import text as message_text
 from connector_fixtures import TwilioClient, messages_of, parse_twiml, sms_params
 from connectors.security import SenderIdHasher
 from infra.settings import production_env
