@@ -264,6 +264,9 @@ class BenchStack:
             "VOICE_RW_MODE": "gather",  # Twilio's own ASR: no transcription round trip in the bench
             "RASA_TELEMETRY_ENABLED": "false",
             "BENCH_ACTION_TIMINGS_DIR": str(self.timings_dir),
+            # simulated learners talk back to back, many from one address: measure the turns, not the limits
+            "RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_HOUR": "0",
+            "API_RATE_LIMIT_PER_MINUTE": "0", "API_RATE_LIMIT_PER_HOUR": "0",
         })
         if self.overlay:
             env["BENCH_OVERLAY_DIR"] = str(self.overlay)

@@ -26,6 +26,7 @@ from connectors.settings import TwilioSettings
 from connectors.state import StateStore, get_state_store
 from connectors.timing import TurnTimer, emit, install_rasa_instrumentation, turn_fields
 from connectors.turns import TurnRunner, results_of
+from infra.rate_limit import LearnerRateLimit, registered_app
 
 
 class TwilioInputBase(InputChannel):
@@ -63,6 +64,10 @@ class TwilioInputBase(InputChannel):
         self.prompts = Prompts(settings.prompts)
         self.store = store if store is not None else get_state_store(settings.redis_url)
         self.turns = TurnRunner(self.store, self.state_namespace)
+        # turns per learner, counted like ``store`` (Redis or this process); read by ``blueprint``
+        self.rate_limit: Optional[LearnerRateLimit] = (
+            LearnerRateLimit.with_limits(settings.rate_limits, settings.redis_url) if settings.rate_limits else None
+        )
         if settings.timing_instrumentation:
             install_rasa_instrumentation()
 
@@ -74,6 +79,8 @@ class TwilioInputBase(InputChannel):
     # ------------------------------------------------------------------ blueprint
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint(f"bakame_{self.name()}", type(self).__module__)
+        if self.rate_limit is not None:  # over the limit: no Rasa turn; a call ends, an SMS gets no reply
+            on_new_message = self.rate_limit.guard(on_new_message, lambda: registered_app(bp), end_call=True)
 
         @bp.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

@@ -15,6 +15,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from connectors.common import as_bool, as_float, as_int, as_list, setting
 from connectors.security import require_production_secrets
 from core import language as languages
+from infra.rate_limit import Limits
 
 S = TypeVar("S", bound="TwilioSettings")
 
@@ -53,6 +54,7 @@ class TwilioSettings:
     redis_url: Optional[Text] = None
     timing_instrumentation: bool = True
     production: bool = False  # credentials.prod.yml: never unsigned, never the development key
+    rate_limits: Optional[Limits] = None  # turns per learner (infra.rate_limit); None: no limit
 
     turn_budget_env: ClassVar[Text] = ""  # environment variable of ``turn_budget``
 
@@ -83,6 +85,7 @@ class TwilioSettings:
                 setting(c, "timing_instrumentation", "TWILIO_TIMING_INSTRUMENTATION"), True
             ),
             production=as_bool(c.get("production"), False),
+            rate_limits=Limits.for_learners(c),
         )
 
 

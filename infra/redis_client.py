@@ -28,6 +28,7 @@ from redis.retry import Retry
 
 from core.config import as_bool, as_float, as_int
 from infra.errors import StoreUnavailable
+from infra.settings import parse_redis_url
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,13 @@ class ResilientRedis:
         self._client: Optional[redis_asyncio.Redis] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._down_since: Optional[float] = None
+
+    @classmethod
+    def from_url(cls, what: Text, url: Text, **options: Any) -> "ResilientRedis":
+        """From ``redis://[:password@]host[:port][/db]`` (``rediss://``: TLS), as ``REDIS_URL`` is written."""
+        parts = parse_redis_url(url)
+        return cls(what, host=parts["REDIS_HOST"], port=parts["REDIS_PORT"], db=parts["REDIS_DB"],
+                   password=parts["REDIS_PASSWORD"] or None, use_ssl=parts["REDIS_SSL"], **options)
 
     def __repr__(self) -> Text:
         o = self.options

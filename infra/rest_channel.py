@@ -12,6 +12,10 @@ Anyone who can post to it can talk as any learner, so in production (``require_t
 in ``credentials.prod.yml``) the channel refuses to start without a token and answers 401 to a
 request without it: ``?token=<token>`` (as Rasa's HTTP API) or ``Authorization: Bearer <token>``.
 The token is ``token`` in the credentials, else ``REST_CHANNEL_TOKEN``, else ``RASA_AUTH_TOKEN``.
+
+Rate limits (:mod:`infra.rate_limit`): a learner (``sender``) over ``RATE_LIMIT_PER_*`` gets
+the ``rate_limited`` text once, then ``[]``, without a Rasa turn; and this channel installs
+the per-address limit of Rasa's whole HTTP API (``API_RATE_LIMIT_PER_*``: 429).
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from sanic.request import Request
 
 from core import config
 from infra.errors import StoreUnavailable, polite_reply
+from infra.rate_limit import ClientRateLimit, LearnerRateLimit, registered_app
 from infra.settings import refusal, secret_problems
 
 logger = logging.getLogger(__name__)
@@ -69,10 +74,19 @@ def presented_token(request: Request) -> Optional[Text]:
 
 
 class ResilientRestInput(RestInput):
-    """Rasa's REST channel with :func:`guard` around the turn, behind a token when required."""
+    """Rasa's REST channel with :func:`guard` around the turn, behind a token when required, rate-limited."""
 
-    def __init__(self, token: Optional[Text] = None) -> None:
+    def __init__(
+        self,
+        token: Optional[Text] = None,
+        rate_limit: Optional[LearnerRateLimit] = None,
+        client_limit: Optional[ClientRateLimit] = None,
+    ) -> None:
+        """``rate_limit`` per learner, ``client_limit`` per address (``from_credentials`` reads
+        the settings); None: no limit."""
         self.token = token or None
+        self.rate_limit = rate_limit
+        self.client_limit = client_limit
 
     @classmethod
     def name(cls) -> Text:
@@ -87,10 +101,17 @@ class ResilientRestInput(RestInput):
             problems = secret_problems(env, ["RASA_AUTH_TOKEN"])
             if problems:  # refuses the start: an open REST channel lets anyone talk as any learner
                 raise InvalidConfigException(refusal([f"the REST channel's token ({problems[0]})"]))
-        return cls(token=env["RASA_AUTH_TOKEN"] or None)
+        return cls(token=env["RASA_AUTH_TOKEN"] or None, rate_limit=LearnerRateLimit.from_settings(c),
+                   client_limit=ClientRateLimit.from_settings(c))
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        bp = super().blueprint(guard(on_new_message))
+        handler = guard(on_new_message)
+        bp: Optional[Blueprint] = None
+        if self.rate_limit is not None:  # ``bp`` is read when a message comes, after it is assigned
+            handler = self.rate_limit.guard(handler, lambda: registered_app(bp))
+        bp = super().blueprint(handler)
+        if self.client_limit is not None:
+            self.client_limit.install(bp)
         if self.token:
             expected = self.token.encode("utf-8")
 

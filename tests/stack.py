@@ -130,6 +130,9 @@ def stack_env(workdir: Path, **extra: str) -> Dict[str, str]:
         "PROGRESS_SPOOL_PATH": str(workdir / "progress-queue.sqlite"),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        # tests talk faster than any learner; the limits have their own tests (test_rate_limit*.py)
+        "RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_HOUR": "0",
+        "API_RATE_LIMIT_PER_MINUTE": "0", "API_RATE_LIMIT_PER_HOUR": "0",
     })
     env.update(extra)
     return env
