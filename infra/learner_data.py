@@ -205,6 +205,14 @@ class RedisData:
         counts["redis tracker"] += int(self.main.delete(self.tracker_key(sender_id)))
         channel = self.channel_keys(identifiers)
         counts["redis channel state"] += int(self.main.delete(*channel)) if channel else 0
+        counts["redis rate limits"] += int(self.main.delete(*self.rate_limit_keys(sender_id)))
+
+    def rate_limit_keys(self, sender_id: str) -> List[str]:
+        """The per-learner rate limiter's window and notice keys (infra/rate_limit.py)."""
+        from infra.rate_limit import digest
+
+        key = f"{self.stores.key_prefix}:ratelimit:learner:{digest(sender_id)}"
+        return [key, key + ":notice"]
 
     def erase_locks(self, sender_id: str) -> int:
         keys = self.lock_keys(sender_id)
@@ -360,6 +368,7 @@ class ProgressRows:
 
 # --------------------------------------------------------------------------- commands
 ERASE_REPORT = (("redis tracker", "key"), ("redis channel state", "key"), ("redis turn locks", "key"),
+                ("redis rate limits", "key"),
                 ("events (PostgreSQL)", "row"), ("event spool", "row"), ("progress", "row"), ("profile", "row"))
 
 
