@@ -7,6 +7,10 @@ from rasa_sdk import Tracker
 
 from core import language
 
+# Set in tutor_state when a reply already presented the current question, so the form's
+# ask action does not say it twice; cleared by the ask action (and the next turn).
+ASKED = "_asked"
+
 
 def language_of(tracker: Tracker) -> Text:
     return language.or_default(tracker.get_slot("language"))

@@ -8,7 +8,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import messages
-from actions.common import active_loop_name, language_of
+from actions.common import ASKED, active_loop_name, language_of
 
 # After this many misunderstood messages in a row, show the menu instead of asking again.
 FALLBACKS_BEFORE_MENU = 2
@@ -49,8 +49,8 @@ class ActionRepeat(Action):
         if active_loop_name(tracker) == "tutor_form":
             # The form asks its current question again right after this action.
             state = tracker.get_slot("tutor_state")
-            if isinstance(state, dict) and state.get("_asked"):
-                return [SlotSet("tutor_state", {k: v for k, v in state.items() if k != "_asked"})]
+            if isinstance(state, dict) and state.get(ASKED):
+                return [SlotSet("tutor_state", {k: v for k, v in state.items() if k != ASKED})]
             return []
         if active_loop_name(tracker):
             return []

@@ -11,8 +11,7 @@ server still answers: progress writes are queued and reads use the last known st
 its database is down, tutors use offline texts when the LLM is off or
 failing), 503 if a check itself crashed. ``?probe=0`` skips the LLM network probe.
 
-The route is added through rasa-sdk's plugin hook (``attach_sanic_app_extensions``), which
-``rasa run actions`` calls after importing this package.
+The route is added by ``actions/server.py`` (rasa-sdk's plugin hook).
 """
 from __future__ import annotations
 
@@ -20,8 +19,6 @@ import asyncio
 import logging
 from typing import Any
 
-import pluggy
-from rasa_sdk.plugin import plugin_manager
 from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -29,9 +26,6 @@ from sanic.response import HTTPResponse
 from core.config import as_bool, env
 
 logger = logging.getLogger(__name__)
-
-PLUGIN_NAME = "bakame-healthz"
-hookimpl = pluggy.HookimplMarker("rasa_sdk")
 
 
 def _llm() -> Any:
@@ -71,18 +65,3 @@ async def healthz(request: Request) -> HTTPResponse:
                                  + progress_db.get("detail", "") + ")")
     checks = {"progress_db": progress_db, "redis": redis_check, "llm": llm}
     return response.json({"status": health.overall(checks), "checks": checks}, status=200)
-
-
-class HealthPlugin:
-    @hookimpl
-    def attach_sanic_app_extensions(self, app: Any) -> None:
-        app.add_route(healthz, "/healthz", methods=["GET"], name="bakame_healthz")
-
-
-def register() -> None:
-    manager = plugin_manager()
-    if manager.get_plugin(PLUGIN_NAME) is None:
-        manager.register(HealthPlugin(), name=PLUGIN_NAME)
-
-
-register()

@@ -11,22 +11,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import learner_store, messages
-from actions.common import language_of, latest_intent, learner_id
+from actions.common import ASKED, language_of, latest_intent, learner_id
 from actions.llm import get_llm
 from actions.tutoring.base import Reply
-from actions.tutoring import grammar_check
-from actions.tutoring.registry import INTENT_TO_MODULE, MODULES, get_tutor, tutors
+from actions.tutoring.registry import INTENT_TO_MODULE, MODULES, get_tutor
 
 logger = logging.getLogger(__name__)
 
-# The action server imports this module at start-up: load content and spaCy now, so no
-# learner waits seconds for the first English answer.
-tutors()
-grammar_check.warm_up()
-
-# Set in tutor_state when a reply already presented the current question, so the
-# form's ask action does not say it twice; cleared by the ask action.
-ASKED = "_asked"
 
 
 # Metadata key of the bot message that carries a graded answer's outcome. Rasa keeps a

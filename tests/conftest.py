@@ -11,6 +11,7 @@ for _p in (str(_ROOT), str(_ROOT / "tests")):
         sys.path.insert(0, _p)
 
 from fake_openai import FakeOpenAI  # noqa: E402
+from tests.stack import Stack, ensure_model, stack_env  # noqa: E402
 
 
 @pytest.fixture
@@ -25,3 +26,13 @@ def fake_openai():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory):
+    """The assistant as `make run` starts it (embedded defaults, no LLM)."""
+    ensure_model()
+    workdir = tmp_path_factory.mktemp("stack")
+    stack = Stack(workdir=workdir, env=stack_env(workdir)).start()
+    yield stack
+    stack.stop()

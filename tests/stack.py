@@ -1,7 +1,7 @@
 """Starts the real assistant for end-to-end tests: the action server and the Rasa server
 with the trained model, on free ports, with a fresh SQLite progress store.
 
-Import the fixture into a test module: `from tests.stack import assistant  # noqa: F401`.
+The ``assistant`` session fixture (tests/conftest.py) starts it once for all e2e tests.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,13 +135,3 @@ def stack_env(workdir: Path, **extra: str) -> Dict[str, str]:
     })
     env.update(extra)
     return env
-
-
-@pytest.fixture(scope="session")
-def assistant(tmp_path_factory):
-    """The assistant as `make run` starts it (embedded defaults, no LLM)."""
-    ensure_model()
-    workdir = tmp_path_factory.mktemp("stack")
-    stack = Stack(workdir=workdir, env=stack_env(workdir)).start()
-    yield stack
-    stack.stop()

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from tests.stack import assistant  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,6 @@ import redis
 
 from infra.tracker_store import ResilientRedisTrackerStore, compact
 from tests.services import RedisServer
-from tests.stack import assistant  # noqa: F401  (session fixture)
 
 DRILL_TURNS = 34
 
