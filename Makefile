@@ -38,9 +38,9 @@ shell: train
 	@curl -fs localhost:5055/health >/dev/null 2>&1 || { $(RASA) run actions --actions actions --port 5055 >logs/actions.log 2>&1 & sleep 8; }
 	$(RASA) shell --model $(MODEL) --endpoints endpoints.yml
 
-# Chat as a learner through the HTTP API of a running `make run`.
+# Chat as a learner through the HTTP API of a running `make run` (USSD=1: as a phone's USSD screen).
 sim: setup
-	$(PY) scripts/sim.py
+	$(PY) scripts/sim.py $(if $(USSD),--ussd)
 
 validate: setup
 	$(RASA) data validate --fail-on-warnings

@@ -1,192 +1,38 @@
-"""What the Twilio voice and SMS channels share: settings, learner identity, the webhook, one Rasa turn.
+"""What the Twilio voice and SMS channels share: the signature check and TwiML answers.
 
-A channel subclasses :class:`TwilioInputBase`, names itself, names its settings class
-(``connectors.settings``) and answers ``_handle`` (a signed webhook request) and
-``_apology`` (the reply when ``_handle`` failed).
+Everything else (learner identity, the webhook, one Rasa turn) is the provider-neutral
+:class:`connectors.channel_base.PhoneInputBase`. A Twilio channel subclasses
+:class:`TwilioInputBase`, names itself, names its settings class (``connectors.settings``) and
+answers ``_handle`` (a signed webhook request) and ``_apology`` (the reply when ``_handle`` failed).
 """
 from __future__ import annotations
 
-import logging
-import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Type
+from typing import Any, Optional, Text, Type
 
-from sanic import Blueprint, response
+from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.shared.exceptions import InvalidConfigException
-
-from connectors.common import BotOutput, parse_bot_messages, read_conversation, view_of
-from connectors.keypad import KeypadMenu
-from connectors.prompts import Prompts
-from connectors.security import DEV_SENDER_ID_SECRET, SenderIdHasher, TwilioRequestAuthenticator, short_ref
-from connectors.session_state import ConversationState
+from connectors.channel_base import PhoneInputBase
+from connectors.security import TwilioRequestAuthenticator
 from connectors.settings import TwilioSettings
-from connectors.state import StateStore, get_state_store
-from connectors.timing import TurnTimer, emit, install_rasa_instrumentation, turn_fields
-from connectors.turns import TurnRunner, results_of
-from infra.rate_limit import LearnerRateLimit, registered_app
 
 
-class TwilioInputBase(InputChannel):
+class TwilioInputBase(PhoneInputBase):
     """A Twilio webhook channel: ``GET /`` health, ``POST /webhook`` signed requests answered in TwiML."""
 
     settings_class: Type[TwilioSettings] = TwilioSettings
-    state_namespace: Text = ""  # prefix of the channel's keys in the state store
-    collector_class: Type[CollectingOutputChannel] = CollectingOutputChannel
-    log_after_reply: bool = False  # True: _ask_rasa leaves the turn's log line to the channel
+    rejection = "Twilio signature"
+    settings: TwilioSettings
 
-    # ------------------------------------------------------------------ configuration
-    @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        return cls(cls.settings_class.from_credentials(credentials))
-
-    def __init__(self, settings: TwilioSettings, *, store: Optional[StateStore] = None) -> None:
-        """``store``: the state store (default: Redis when ``redis_url``/``REDIS_URL`` is set, else in memory)."""
-        self.settings = settings
-        self.auth = TwilioRequestAuthenticator(
+    def _authenticator(self, settings: TwilioSettings) -> TwilioRequestAuthenticator:
+        return TwilioRequestAuthenticator(
             settings.auth_token, settings.validate_signature, settings.public_base_url, settings.trust_proxy
         )
-        secret = settings.sender_id_secret or (None if settings.validate_signature else DEV_SENDER_ID_SECRET)
-        if not settings.sender_id_secret and not settings.validate_signature:
-            self._log.warning("SENDER_ID_SECRET is not set: using the development default (local use only).")
-        if not secret:
-            self._log.error(
-                "SENDER_ID_SECRET is not set: %s cannot name conversations and will only apologise.", self.name()
-            )
-        self.hasher = SenderIdHasher(secret) if secret else None
-        self.turn_budget = settings.turn_budget
-        try:
-            self.keypad = KeypadMenu(settings.keypad, default_language=settings.default_language)
-        except ValueError as exc:
-            raise InvalidConfigException(str(exc)) from exc
-        self.prompts = Prompts(settings.prompts)
-        self.store = store if store is not None else get_state_store(settings.redis_url)
-        self.turns = TurnRunner(self.store, self.state_namespace)
-        # turns per learner, counted like ``store`` (Redis or this process); read by ``blueprint``
-        self.rate_limit: Optional[LearnerRateLimit] = (
-            LearnerRateLimit.with_limits(settings.rate_limits, settings.redis_url) if settings.rate_limits else None
-        )
-        if settings.timing_instrumentation:
-            install_rasa_instrumentation()
-
-    @property
-    def _log(self) -> logging.Logger:
-        # log records keep the channel module's name (connectors.twilio_voice / _sms)
-        return logging.getLogger(type(self).__module__)
-
-    # ------------------------------------------------------------------ blueprint
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        bp = Blueprint(f"bakame_{self.name()}", type(self).__module__)
-        if self.rate_limit is not None:  # over the limit: no Rasa turn; a call ends, an SMS gets no reply
-            on_new_message = self.rate_limit.guard(on_new_message, lambda: registered_app(bp), end_call=True)
-
-        @bp.route("/", methods=["GET"])
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            started = time.perf_counter()
-            rejected = self._reject_unsigned(request, "request")
-            if rejected is not None:
-                return rejected
-            try:
-                reply = await self._handle(request, on_new_message, started)
-            except Exception:
-                self._log.exception("%s webhook failed; answering with an apology.", self.name())
-                reply = await self._apology(request)
-            return self._xml(reply)
-
-        return bp
 
     def _reject_unsigned(self, request: Request, what: Text) -> Optional[HTTPResponse]:
         """403 for a request without a valid Twilio signature, before anything else happens."""
-        if self.auth.is_valid(request):
-            return None
-        self._log.warning("Rejected a %s %s without a valid Twilio signature.", self.name(), what)
-        return response.text("Forbidden", status=403)
+        return self._reject_unauthenticated(request, what)
 
     def _xml(self, twiml: Any) -> HTTPResponse:
         return response.text(str(twiml), content_type="text/xml")
-
-    async def _handle(self, request: Request, on_new_message: Callable, started: float) -> Any:
-        """The reply to a signed webhook request (what ``_xml`` turns into TwiML)."""
-        raise NotImplementedError
-
-    async def _apology(self, request: Request) -> Any:
-        """The reply when ``_handle`` failed; must not raise."""
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ turns
-    def _remaining(self, started: float) -> float:
-        return self.turn_budget - (time.perf_counter() - started)
-
-    async def _run_turn(
-        self, scope: Text, turn_id: Text, started: float, work: Callable[[TurnTimer], Awaitable[Dict[Text, Any]]]
-    ) -> Optional[Dict[Text, Any]]:
-        """Run ``work`` in the background, timed; its record if it ends within the turn budget, else None."""
-
-        async def timed() -> Dict[Text, Any]:
-            timer = TurnTimer(started).activate()
-            try:
-                return await work(timer)
-            finally:
-                timer.deactivate()
-
-        await self.turns.start(scope, turn_id, timed)
-        return await self.turns.wait(scope, turn_id, self._remaining(started))
-
-    async def _ask_rasa(
-        self, app: Any, on_new_message: Callable, timer: TurnTimer, text: Text, sender_id: Text,
-        message_id: Text, metadata: Dict[Text, Any], kind: Text,
-    ) -> Dict[Text, Any]:
-        """One message through Rasa: the bot's output and the language and math flag it left."""
-        collector = self.collector_class()
-        rasa_started = time.perf_counter()
-        await on_new_message(
-            UserMessage(text, collector, sender_id, input_channel=self.name(), message_id=message_id,
-                        metadata=metadata)
-        )
-        timer.rasa = time.perf_counter() - rasa_started
-        saved = timer.tracker
-        if saved is not None and getattr(saved, "sender_id", None) == sender_id:
-            view = view_of(saved)  # the tracker Rasa just saved (connectors.timing)
-        else:
-            view = await read_conversation(app, sender_id)
-        output = self._renderable(parse_bot_messages(collector.messages))
-        fields = turn_fields(self.name(), short_ref(sender_id), timer, kind=kind, messages=len(output.texts),
-                             over_budget=timer.elapsed() > self.turn_budget)
-        result = {"output": output.as_dict(), "language": view.language, "math": view.math_active}
-        if self.log_after_reply:
-            result["timing"] = fields  # the channel logs the turn once its reply is ready (tts_ms)
-        else:
-            emit(fields)
-        return result
-
-    def _renderable(self, output: BotOutput) -> BotOutput:
-        """The bot's output reduced to what this channel can say or send."""
-        return output
-
-    @staticmethod
-    def _carried_output(records: List[Dict[Text, Any]]) -> BotOutput:
-        """The output of earlier turns' records that nobody picked up, oldest first."""
-        output = BotOutput()
-        for result in results_of(records):
-            output = output.extend(BotOutput.from_dict(result.get("output")))
-        return output
-
-    @staticmethod
-    async def _recall_conversation(request: Request, sender_id: Text, state: ConversationState) -> None:
-        """Language and math flag from the tracker when the channel's state has lost them."""
-        if not state.known:
-            view = await read_conversation(request.app, sender_id)
-            state.learn(view.language, view.math_active)
-
-    @staticmethod
-    def _take_carried(state: ConversationState, records: List[Dict[Text, Any]]) -> BotOutput:
-        """Earlier turns' records nobody picked up: their output, oldest first; each sets the state it left."""
-        for result in results_of(records):
-            state.learn(result.get("language"), result.get("math"))
-        return TwilioInputBase._carried_output(records)

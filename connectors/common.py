@@ -45,6 +45,9 @@ class ConversationView:
     math_active: bool = False
     last_bot_text: Optional[Text] = None
     known: bool = False  # a tracker existed
+    module: Optional[Text] = None  # active_module (math, english, reading, debate)
+    active_loop: Optional[Text] = None  # the form asking (tutor_form, name_form)
+    name: Optional[Text] = None  # the learner's name, when they gave one
 
 
 def _slot(tracker: Any, name: Text) -> Any:
@@ -73,6 +76,9 @@ def view_of(tracker: Any) -> ConversationView:
         math_active=(module == MATH_MODULE and loop == TUTOR_FORM),
         last_bot_text=last_bot,
         known=True,
+        module=module if isinstance(module, str) else None,
+        active_loop=loop if isinstance(loop, str) else None,
+        name=_slot(tracker, "name") if isinstance(_slot(tracker, "name"), str) else None,
     )
 
 

@@ -43,6 +43,22 @@ def require_production_secrets(auth_token: Optional[Text], sender_id_secret: Opt
         raise InvalidConfigException(refusal(problems))
 
 
+def require_aggregator_secrets(callback_secret: Optional[Text], sender_id_secret: Optional[Text],
+                               allowed_sources: Any) -> None:
+    """Refuse a production aggregator channel that would accept callbacks from anyone or name
+    conversations with a guessable key (its callbacks are not signed): raises with one line."""
+    from rasa.shared.exceptions import InvalidConfigException
+
+    from infra.settings import refusal, secret_problems
+
+    env = {"AT_CALLBACK_SECRET": callback_secret or "", "SENDER_ID_SECRET": sender_id_secret or ""}
+    problems = secret_problems(env, ["AT_CALLBACK_SECRET", "SENDER_ID_SECRET"])
+    if not allowed_sources:
+        problems.append("AT_ALLOWED_SOURCES (the aggregator's addresses) is not set")
+    if problems:
+        raise InvalidConfigException(refusal(problems))
+
+
 def twilio_params(request: Any) -> RequestParameters:
     """The POST parameters *including blank ones*.
 

@@ -1,23 +1,26 @@
-"""The Twilio channels' settings: one frozen dataclass per channel, read once at start-up.
+"""The phone channels' settings: one frozen dataclass per channel, read once at start-up.
 
 ``from_credentials`` reads the channel's section of credentials.yml (a key there wins), else
 the environment variable named next to it, else the default (``connectors.common.setting``).
 Constructing a settings object checks it: a bad value raises ``InvalidConfigException``
-before Rasa starts serving. ``TwilioSettings`` holds what both channels share.
+before Rasa starts serving. ``PhoneSettings`` holds what every phone channel shares,
+``TwilioSettings`` what the Twilio channels add (signatures), ``AggregatorSettings`` what the
+aggregator's (Africa's Talking) channels add (source addresses, callback secret);
+``SmsOptions`` is what both SMS channels add.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional, Text, Type, TypeVar
+from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional, Text, Tuple, Type, TypeVar
 
 from rasa.shared.exceptions import InvalidConfigException
 
 from connectors.common import as_bool, as_float, as_int, as_list, setting
-from connectors.security import require_production_secrets
+from connectors.security import require_aggregator_secrets, require_production_secrets
 from core import language as languages
 from infra.rate_limit import Limits
 
-S = TypeVar("S", bound="TwilioSettings")
+S = TypeVar("S", bound="PhoneSettings")
 
 RW_MODES = ("gather", "record", "auto")
 DEFAULT_MORE_KEYWORDS = frozenset({"more", "komeza", "ibindi"})
@@ -39,13 +42,9 @@ def _normalise(settings: Any, **values: Any) -> None:
 
 
 @dataclass(frozen=True)
-class TwilioSettings:
-    """What every Twilio channel is configured with."""
+class PhoneSettings:
+    """What every phone channel (Twilio, the aggregator's SMS and USSD) is configured with."""
 
-    auth_token: Optional[Text] = None
-    validate_signature: bool = True
-    public_base_url: Optional[Text] = None
-    trust_proxy: bool = False
     sender_id_secret: Optional[Text] = None
     turn_budget: float = 10.0  # seconds before a holding answer
     keypad: Optional[Mapping[Text, Text]] = None  # None: connectors.keypad.DEFAULT_KEYPAD
@@ -53,7 +52,7 @@ class TwilioSettings:
     prompts: Optional[Mapping[Text, Any]] = None  # overrides of connectors.prompts
     redis_url: Optional[Text] = None
     timing_instrumentation: bool = True
-    production: bool = False  # credentials.prod.yml: never unsigned, never the development key
+    production: bool = False  # credentials.prod.yml: never unauthenticated, never the development key
     rate_limits: Optional[Limits] = None  # turns per learner (infra.rate_limit); None: no limit
 
     turn_budget_env: ClassVar[Text] = ""  # environment variable of ``turn_budget``
@@ -61,7 +60,15 @@ class TwilioSettings:
     def __post_init__(self) -> None:
         _normalise(self, turn_budget=max(1.0, float(self.turn_budget)))
         if self.production:
-            require_production_secrets(self.auth_token, self.sender_id_secret, self.validate_signature)
+            self._require_production()
+
+    def _require_production(self) -> None:
+        """Raise ``InvalidConfigException`` (one line) when a production start would be unsafe."""
+
+    @property
+    def dev_secret_allowed(self) -> bool:
+        """True when the development sender-id key may stand in for ``SENDER_ID_SECRET`` (local use)."""
+        return False
 
     @classmethod
     def from_credentials(cls: Type[S], credentials: Optional[Mapping[Text, Any]]) -> S:
@@ -71,10 +78,6 @@ class TwilioSettings:
     @classmethod
     def _read(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
         return dict(
-            auth_token=setting(c, "auth_token", "TWILIO_AUTH_TOKEN"),
-            validate_signature=as_bool(setting(c, "validate_signature", "TWILIO_VALIDATE_SIGNATURE"), True),
-            public_base_url=setting(c, "public_base_url", "PUBLIC_BASE_URL"),
-            trust_proxy=as_bool(setting(c, "trust_proxy", "TWILIO_TRUST_PROXY"), False),
             sender_id_secret=setting(c, "sender_id_secret", "SENDER_ID_SECRET"),
             turn_budget=as_float(setting(c, "turn_budget", cls.turn_budget_env), 10.0),
             keypad=c.get("keypad"),
@@ -86,6 +89,33 @@ class TwilioSettings:
             ),
             production=as_bool(c.get("production"), False),
             rate_limits=Limits.for_learners(c),
+        )
+
+
+@dataclass(frozen=True)
+class TwilioSettings(PhoneSettings):
+    """What every Twilio channel is configured with."""
+
+    auth_token: Optional[Text] = None
+    validate_signature: bool = True
+    public_base_url: Optional[Text] = None
+    trust_proxy: bool = False
+
+    def _require_production(self) -> None:
+        require_production_secrets(self.auth_token, self.sender_id_secret, self.validate_signature)
+
+    @property
+    def dev_secret_allowed(self) -> bool:
+        return not self.validate_signature
+
+    @classmethod
+    def _read(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
+        return dict(
+            super()._read(c),
+            auth_token=setting(c, "auth_token", "TWILIO_AUTH_TOKEN"),
+            validate_signature=as_bool(setting(c, "validate_signature", "TWILIO_VALIDATE_SIGNATURE"), True),
+            public_base_url=setting(c, "public_base_url", "PUBLIC_BASE_URL"),
+            trust_proxy=as_bool(setting(c, "trust_proxy", "TWILIO_TRUST_PROXY"), False),
         )
 
 
@@ -193,14 +223,17 @@ class VoiceSettings(TwilioSettings):
 
 
 @dataclass(frozen=True)
-class SmsSettings(TwilioSettings):
-    """``connectors.twilio_sms``: segments, MORE keywords, de-duplication."""
+class SmsOptions(PhoneSettings):
+    """What every SMS channel adds: segments, MORE keywords, de-duplication."""
 
     max_segments: int = 2  # per reply; the rest waits for MORE
     max_body_chars: int = 640  # longer incoming messages are refused
     more_keywords: FrozenSet[Text] = DEFAULT_MORE_KEYWORDS
     keypad_enabled: bool = True
     dedupe_ttl: float = 24 * 3600.0  # seconds a MessageSid is remembered
+    optout: bool = False  # STOP/HAGARIKA/... opt the learner out at once (connectors.optout)
+
+    optout_default: ClassVar[bool] = False
 
     turn_budget_env: ClassVar[Text] = "SMS_TURN_BUDGET"
 
@@ -226,4 +259,99 @@ class SmsSettings(TwilioSettings):
             more_keywords=frozenset(as_list(setting(c, "more_keywords"))) or DEFAULT_MORE_KEYWORDS,
             keypad_enabled=as_bool(setting(c, "keypad_enabled"), True),
             dedupe_ttl=as_float(setting(c, "dedupe_ttl"), 24 * 3600.0),
+            optout=as_bool(setting(c, "optout"), cls.optout_default),
+        )
+
+
+@dataclass(frozen=True)
+class SmsSettings(SmsOptions, TwilioSettings):
+    """``connectors.twilio_sms``: the Twilio settings and the SMS options."""
+
+
+@dataclass(frozen=True)
+class AggregatorSettings(PhoneSettings):
+    """A local aggregator's callbacks (Africa's Talking protocol): they are not signed, so a
+    request is accepted only from ``allowed_sources`` and with ``callback_secret`` in its path
+    (``connectors.callback_guard``). Without a secret (``make run``) only loopback is accepted."""
+
+    callback_secret: Optional[Text] = None
+    allowed_sources: Tuple[Text, ...] = ()  # CIDRs the aggregator calls from
+    trust_proxy: bool = False  # take the client address from X-Forwarded-For (behind a proxy only)
+
+    def __post_init__(self) -> None:
+        _normalise(self, callback_secret=(self.callback_secret or "").strip() or None,
+                   allowed_sources=tuple(self.allowed_sources or ()))
+        super().__post_init__()
+
+    def _require_production(self) -> None:
+        require_aggregator_secrets(self.callback_secret, self.sender_id_secret, self.allowed_sources)
+
+    @property
+    def dev_secret_allowed(self) -> bool:
+        return not self.callback_secret  # loopback only: a local trial
+
+    @classmethod
+    def _read(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
+        return dict(
+            super()._read(c),
+            callback_secret=setting(c, "callback_secret", "AT_CALLBACK_SECRET"),
+            allowed_sources=tuple(as_list(setting(c, "allowed_sources", "AT_ALLOWED_SOURCES"))),
+            trust_proxy=as_bool(setting(c, "trust_proxy", "AT_TRUST_PROXY"), False),
+        )
+
+
+@dataclass(frozen=True)
+class UssdSettings(AggregatorSettings):
+    """``connectors.ussd``: screen size and the session's time budget."""
+
+    screen_chars: int = 182  # what the operator shows on one screen
+    session_budget: float = 120.0  # seconds after the first screen when the session ends politely
+    turn_budget: float = 8.0  # seconds one screen may wait for the assistant
+
+    turn_budget_env: ClassVar[Text] = "USSD_TURN_BUDGET"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _normalise(self, screen_chars=int(self.screen_chars), session_budget=float(self.session_budget))
+        if self.screen_chars < 60:
+            raise InvalidConfigException("screen_chars (USSD_SCREEN_CHARS) must be at least 60.")
+
+    @classmethod
+    def _read(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
+        values = dict(
+            super()._read(c),
+            screen_chars=as_int(setting(c, "screen_chars", "USSD_SCREEN_CHARS"), 182),
+            session_budget=as_float(setting(c, "session_budget", "USSD_SESSION_BUDGET"), 120.0),
+        )
+        values["turn_budget"] = as_float(setting(c, "turn_budget", cls.turn_budget_env), 8.0)
+        return values
+
+
+@dataclass(frozen=True)
+class AtSmsSettings(SmsOptions, AggregatorSettings):
+    """``connectors.at_sms``: the aggregator's SMS, replies sent through its SDK."""
+
+    username: Optional[Text] = None  # Africa's Talking application user name ("sandbox" for its sandbox)
+    api_key: Optional[Text] = None
+    sender: Optional[Text] = None  # short code, long number or registered sender id replies come from
+    api_base_url: Optional[Text] = None  # another API base (a local fake in tests); None: the SDK's
+    optout: bool = True
+
+    optout_default: ClassVar[bool] = True
+
+    def _require_production(self) -> None:
+        super()._require_production()
+        if not self.username or not self.api_key:
+            raise InvalidConfigException(
+                "Refusing to start in production: AT_USERNAME and AT_API_KEY are needed to send SMS replies."
+            )
+
+    @classmethod
+    def _read(cls, c: Mapping[Text, Any]) -> Dict[Text, Any]:
+        return dict(
+            super()._read(c),
+            username=setting(c, "username", "AT_USERNAME"),
+            api_key=setting(c, "api_key", "AT_API_KEY"),
+            sender=setting(c, "sender", "AT_SMS_SENDER"),
+            api_base_url=setting(c, "api_base_url", "AT_API_BASE_URL"),
         )

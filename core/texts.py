@@ -46,7 +46,8 @@ class Catalogue:
 # Every catalogue of learner-facing text. A new one is one line here; make validate checks it.
 CATALOGUES = (
     Catalogue("", "actions/content/messages.yml"),  # what the action server says itself
-    Catalogue("channel", "actions/content/channel.yml"),  # what the voice/SMS channels say on their own
+    Catalogue("channel", "actions/content/channel.yml",  # what the phone channels say on their own
+              sms_only=("sms_", "ussd_", "optout_")),
     Catalogue("math", "actions/content/math.yml", "texts"),
     Catalogue("reading", "actions/content/stories.yml", "texts"),
     Catalogue("english", "actions/content/english.yml", "texts"),

@@ -81,8 +81,14 @@ PRODUCTION_SECRETS: Dict[str, str] = {
     "SENDER_ID_SECRET": "keys the hash that turns phone numbers into conversation ids",
     "RASA_AUTH_TOKEN": "protects Rasa's HTTP API and the REST channel",
 }
+# Secrets of the aggregator's channels (connectors/ussd.py, connectors/at_sms.py), required
+# when credentials.prod.yml mounts them: their callbacks are not signed.
+AGGREGATOR_SECRETS: Dict[str, str] = {
+    "AT_CALLBACK_SECRET": "the secret path segment that proves a callback was configured by us",
+}
+AGGREGATOR_CHANNELS = ("connectors.ussd.UssdInput", "connectors.at_sms.AfricasTalkingSmsInput")
 # A short key can be brute-forced over all Rwandan numbers (10^9) to reverse a conversation id.
-MIN_SECRET_LENGTH = {"SENDER_ID_SECRET": 16, "RASA_AUTH_TOKEN": 16}
+MIN_SECRET_LENGTH = {"SENDER_ID_SECRET": 16, "RASA_AUTH_TOKEN": 16, "AT_CALLBACK_SECRET": 16}
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 # The development sender-id key (connectors.security.DEV_SENDER_ID_SECRET) and the
 # "change-me" family are placeholders even where .env.example is not shipped (the image).
@@ -127,6 +133,22 @@ def secret_problems(environ: Optional[Mapping[str, str]] = None,
             not as_bool(environ.get("TWILIO_VALIDATE_SIGNATURE"), True):
         problems.append("TWILIO_VALIDATE_SIGNATURE=false is allowed only for `make run`")
     return problems
+
+
+def required_secrets(credentials: Optional[Path] = None) -> List[str]:
+    """The secrets a production start with ``credentials`` needs: the aggregator's as well when
+    it mounts the aggregator's channels."""
+    names = list(PRODUCTION_SECRETS)
+    path = credentials or Path(__file__).resolve().parent.parent / "credentials.prod.yml"
+    try:
+        import yaml
+
+        mounted = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError):
+        mounted = {}
+    if any(channel in mounted for channel in AGGREGATOR_CHANNELS):
+        names += list(AGGREGATOR_SECRETS)
+    return names
 
 
 def refusal(problems: List[str]) -> str:
@@ -280,7 +302,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(_exports(env, reveal="--reveal" in argv))
         return 0
     if argv[0] == "check":
-        problems = secret_problems()
+        problems = secret_problems(names=required_secrets())
         if problems:
             print(refusal(problems), file=sys.stderr)
             return 1
@@ -300,7 +322,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not command:
             print("usage: python -m infra.settings exec -- COMMAND [ARGS...]", file=sys.stderr)
             return 2
-        problems = [] if _is_action_server(command) else secret_problems()
+        problems = [] if _is_action_server(command) else secret_problems(names=required_secrets())
         if problems:
             print(refusal(problems), file=sys.stderr)
             return 1

@@ -17,6 +17,8 @@ Prints one line per problem, ``file:line — what to fix``, and exits 1 when the
   filled and joined to the turn's other messages a reply stays within the SMS channel's
   2-segment budget) and a voice turn (40 words, about 16 seconds at 150 words a minute, and
   250 characters; ``call_*`` texts are voice-only, ``sms_*`` texts SMS-only);
+* USSD: every ``ussd_`` text of channel.yml, its fields filled, fits a 182-character screen
+  with the longest option line (``ussd_menu``, ``ussd_*_footer``), which leave 40 characters;
 * actions: every action named in rules, stories, test stories and the domain's ``actions:``
   is implemented in actions/ (a class whose ``name()`` returns it), every form slot has a
   question (``utter_ask_<slot>`` or ``action_ask_<slot>``), and implemented
@@ -53,6 +55,12 @@ from core.texts import CATALOGUES, Catalogue  # noqa: E402
 LANGUAGES = core_language.SUPPORTED
 MIN_EXAMPLES = 25
 SMS_LIMIT = gsm.SINGLE_SEGMENT  # septets in one GSM-7 SMS
+USSD_LIMIT = 182  # characters on one USSD screen (Rwandan operators; connectors/ussd.py)
+# The USSD screens' option lines (channel.yml): every other ussd_ text, its fields filled,
+# must fit one screen with the longest of them.
+USSD_FOOTERS = ("ussd_menu", "ussd_math_footer", "ussd_answer_footer", "ussd_name_footer")
+USSD_ROOM = 40  # characters a footer leaves for the lesson's own text
+USSD_SAMPLE = {"name": "Nyiramahoro", "name_part": ", Nyiramahoro", "module": "icyongereza", "code": "*384*12345#"}
 VOICE_MAX_WORDS = 40  # about 15 seconds of speech
 VOICE_MAX_CHARS = 250
 
@@ -501,6 +509,32 @@ def check_catalogues(project: Project, report: Report, limits: Dict[str, int]) -
                                    f"or fix the key")
 
 
+def check_ussd_screens(project: Project, report: Report) -> None:
+    """Every ``ussd_`` text of the channel catalogue fits a 182-character USSD screen: the option
+    lines leave room for the lesson's text, the other texts (fields filled with long values)
+    fit with the longest option line of their language."""
+    path = project.root / "actions/content/channel.yml"
+    if not path.exists():
+        return
+    rel, entries = project.rel(path), _load(path) or {}
+    for lang in project.languages:
+        footers = [str((entries.get(key) or {}).get(lang) or "") for key in USSD_FOOTERS]
+        longest = max((len(footer) for footer in footers), default=0)
+        for key, entry in entries.items():
+            if not str(key).startswith("ussd_") or not isinstance(entry, dict) or not entry.get(lang):
+                continue
+            try:
+                text = str(entry[lang]).format(**USSD_SAMPLE)
+            except (KeyError, IndexError, ValueError):
+                continue  # check_catalogue reports bad templates
+            room = USSD_LIMIT - USSD_ROOM if key in USSD_FOOTERS else USSD_LIMIT - 1 - longest
+            report.checked["ussd screens"] = report.checked.get("ussd screens", 0) + 1
+            if len(text) > room:
+                report.add(ERROR, rel, _line_of_key(entry, lang), "too-long-ussd",
+                           f"message 'channel.{key}' ({lang}) is {len(text)} characters with its fields filled; "
+                           f"a USSD screen of {USSD_LIMIT} leaves it {room}: shorten it by {len(text) - room}")
+
+
 # ----------------------------------------------------------------------------- actions
 
 def implemented_actions(project: Project) -> Dict[str, str]:
@@ -626,6 +660,7 @@ def check_project(root: Path = ROOT, *, languages: Sequence[str] = LANGUAGES, mi
     check_language_slot(project, report, domain_docs)
     responses = check_responses(project, report, domain_docs, limits)
     check_catalogues(project, report, limits)
+    check_ussd_screens(project, report)
     check_actions(project, report, domain_docs, responses)
     check_recordings(project.root, report.add, report.checked)  # voice/recordings (scripts/check_recordings.py)
     report.findings.sort(key=lambda f: (f.level != ERROR, f.path, f.line))
