@@ -22,6 +22,7 @@ from sanic.request import Request
 from rasa.core.channels.channel import CollectingOutputChannel
 
 from connectors.aggregator import AggregatorInputBase, form_of
+from core.config import env
 from connectors.at_outbox import AtSmsSender, NumberBox, SmsOutbox
 from connectors.security import DEV_SENDER_ID_SECRET
 from connectors.settings import AtSmsSettings
@@ -58,10 +59,7 @@ class AfricasTalkingSmsInput(SmsConversation, AggregatorInputBase):
             return None
         sender = AtSmsSender(settings.username, settings.api_key, settings.sender, settings.api_base_url)
         box = NumberBox(settings.sender_id_secret or DEV_SENDER_ID_SECRET)
-        url = settings.redis_url
-        from core.config import env
-
-        url = (url if url is not None else env("REDIS_URL", default="")).strip()
+        url = (settings.redis_url if settings.redis_url is not None else env("REDIS_URL", default="")).strip()
         prefix = env("REDIS_KEY_PREFIX", default="bakame")
         return SmsOutbox(sender, self.optouts, box, redis_client(url) if url else None, key=f"{prefix}:at_sms:outbox")
 

@@ -167,3 +167,16 @@ async def test_production_refuses_to_start_without_secret_and_sources():
         UssdSettings(production=True, callback_secret=SECRET, allowed_sources=("1.2.3.0/24",))
     assert UssdSettings(production=True, sender_id_secret="a-long-random-sender-secret", callback_secret=SECRET,
                         allowed_sources=("1.2.3.0/24",)).production
+
+
+def test_a_production_start_needs_the_callback_secret_only_when_the_channels_are_mounted(tmp_path):
+    from infra import settings
+
+    twilio_only = tmp_path / "twilio.yml"
+    twilio_only.write_text("connectors.twilio_sms.TwilioSmsInput:\n  production: true\n")
+    with_ussd = tmp_path / "ussd.yml"
+    with_ussd.write_text("connectors.ussd.UssdInput:\n  production: true\n")
+    assert "AT_CALLBACK_SECRET" not in settings.required_secrets(twilio_only)
+    assert "AT_CALLBACK_SECRET" in settings.required_secrets(with_ussd)
+    problems = settings.secret_problems({"AT_CALLBACK_SECRET": "short"}, ["AT_CALLBACK_SECRET"])
+    assert problems == ["AT_CALLBACK_SECRET is shorter than 16 characters"]
