@@ -5,7 +5,10 @@ so a third language is a block there plus its texts, never a code search.
 
 Detection, for mixed (code-switched) messages: the heavier language's marker words decide.
 Learners speak Kinyarwanda with English topic words ("ndashaka math"), so Kinyarwanda words
-count double. Messages with no signal (numbers, names, "ok") return the current language.
+count double. Where the marker words are silent, tied or too few to leave the current language,
+py3langid's character n-gram model (restricted to our languages) decides messages of a few words.
+Messages with no signal (numbers, names, "ok") return the current language.
+Measured on held-out public messages: docs/nlu-evaluation.md ("Language identification").
 """
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ from core.fuzzy import closest
 LANGUAGES_FILE = Path(__file__).with_name("languages.yml")
 _TOKEN = re.compile(r"[a-z']+")
 SWITCH_EVIDENCE = 2  # marker words needed to leave the current language (one stray "yes" is not enough)
+MODEL_MIN_WORDS = 2  # shorter messages (a name, "ok") are never given to the n-gram model
+MODEL_SWITCH_WORDS = 3  # words the model needs to leave the current language on its own
+# Both chosen on AfriSenti/CLINC150 *train* messages (the held-out set is their dev splits).
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Language:
     fragment_min_length: int = 5
     fragment_endings: Tuple[Text, ...] = ()
     fragment_score: float = 0.5
+    model_code: Text = ""
 
     @classmethod
     def from_data(cls, code: Text, data: Dict) -> "Language":
@@ -51,6 +58,7 @@ class Language:
             fragment_min_length=int(fragments.get("min_length", 5)),
             fragment_endings=tuple(fragments.get("endings") or ()),
             fragment_score=float(fragments.get("score", 0.5)),
+            model_code=str(detection.get("model_code") or code),
         )
 
     def fragment_evidence(self, token: Text) -> float:
@@ -60,6 +68,35 @@ class Language:
                 and any(part in token for part in self.fragments)):
             return self.fragment_score
         return 0.0
+
+
+class NgramModel:
+    """py3langid's naive Bayes model over character n-grams, restricted to our languages.
+
+    A maintained library (97 languages, Kinyarwanda among them) instead of our own statistics;
+    it knows words no marker list holds, but guesses poorly on one or two words.
+    """
+
+    def __init__(self, codes: Dict[Text, Text]) -> None:  # our code -> the model's code
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+        # Our own identifier: py3langid's module-level one is shared by anyone who imports it.
+        self._identifier = LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
+        known = {theirs: ours for ours, theirs in codes.items() if theirs in self._identifier.nb_classes}
+        self._ours = known if len(known) >= 2 else {}
+        if self._ours:
+            self._identifier.set_languages(sorted(self._ours))
+
+    def guess(self, text: Text) -> Optional[Tuple[Text, float]]:
+        """(our code, probability), or None when the model knows nothing of the text."""
+        if not self._ours:
+            return None
+        features = self._identifier.instance2fv(text)
+        if not features.any():
+            return None  # no known n-gram: the answer would only be the model's prior
+        probabilities = self._identifier.norm_probs(self._identifier.nb_classprobs(features))
+        best = int(probabilities.argmax())
+        return self._ours[self._identifier.nb_classes[best]], float(probabilities[best])
 
 
 class Languages:
@@ -74,6 +111,7 @@ class Languages:
         self._names = {name: lang.code for lang in languages for name in lang.names}
         # A marker word in two lists counts for the heavier language (stable for equal weights).
         self._by_weight = sorted(languages, key=lambda lang: -lang.weight)
+        self._model: Optional[NgramModel] = None
 
     @classmethod
     def load(cls, path: Path = LANGUAGES_FILE) -> "Languages":
@@ -130,21 +168,36 @@ class Languages:
                 scores[lang.code] += lang.fragment_evidence(token)
         return scores
 
-    def detect(self, text: Optional[Text], current: Optional[Text] = None) -> Optional[Text]:
+    def detect(self, text: Optional[Text], current: Optional[Text] = None, *,
+               use_model: bool = True) -> Optional[Text]:
         """The message's language, or ``current`` when it carries no signal.
 
-        Away from a ``current`` language only on clear evidence (``SWITCH_EVIDENCE`` marker
-        words), so a Kinyarwanda speaker answering "yes" keeps hearing Kinyarwanda.
+        Away from a ``current`` language only on clear evidence: ``SWITCH_EVIDENCE`` marker
+        words, or the n-gram model on ``MODEL_SWITCH_WORDS`` words, so a Kinyarwanda speaker
+        answering "yes" keeps hearing Kinyarwanda. ``use_model=False``: marker words only.
         """
+        known = current if current in self.by_code else None
         scores = self.scores(text)
-        present = [lang for lang in self._by_weight if scores[lang.code] > 0]
-        if not present:
-            return current
-        # Heaviest weighted score wins; on a tie, the heavier language (sorted first).
-        detected = max(present, key=lambda lang: scores[lang.code] * lang.weight).code
-        if current in self.by_code and detected != current and scores[detected] < SWITCH_EVIDENCE:
-            return current
-        return detected
+        weighted = {code: scores[code] * self.by_code[code].weight for code in self.codes}
+        present = [lang.code for lang in self._by_weight if scores[lang.code] > 0]
+        leaders = [code for code in present if weighted[code] == max(weighted.values())]
+        if len(leaders) == 1 and (known is None or leaders[0] == known
+                                  or scores[leaders[0]] >= SWITCH_EVIDENCE):
+            return leaders[0]
+        # Markers silent, tied, or too few to leave the current language: ask the model.
+        words = len(_TOKEN.findall((text or "").lower()))
+        guess = self.model().guess(text or "") if use_model and words >= MODEL_MIN_WORDS else None
+        if guess is not None and (known is None or guess[0] == known or words >= MODEL_SWITCH_WORDS):
+            return guess[0]
+        if known is None and leaders:
+            return leaders[0]  # a tie: the heavier language (leaders keep the weight order)
+        return current
+
+    def model(self) -> NgramModel:
+        """The n-gram model, loaded on first use (~0.2 s)."""
+        if self._model is None:
+            self._model = NgramModel({lang.code: lang.model_code for lang in self.by_code.values()})
+        return self._model
 
 
 @lru_cache(maxsize=1)

@@ -42,6 +42,7 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 import check_data  # noqa: E402  (examples per intent per language)
+import language_id_report  # noqa: E402  (language identification on held-out messages)
 
 LANGUAGES = check_data.LANGUAGES  # core/languages.yml
 SUMMARY_ROWS = ("weighted avg", "macro avg", "micro avg", "accuracy")
@@ -311,6 +312,7 @@ def evaluate(project: Path = ROOT, *, model: Optional[Path] = None, config: Opti
     (out / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     (out / "model_card.md").write_text(model_card_markdown(card, out))
     print(f"Model card: {out / 'model_card.md'}")
+    language_id_report.write(out, project)
     return card
 
 
