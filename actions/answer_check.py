@@ -117,6 +117,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import yaml
 
+from actions.number_slips import SlipReader, load_real_words
+
 __all__ = ["AnswerCheck", "check_math_answer", "parse_number", "LEXICON_PATH"]
 
 Number = Union[int, float]
@@ -138,10 +140,12 @@ class AnswerCheck:
 # Token kinds.
 OTHER, BREAK, NUM, UNIT, TEEN, TENS, HUNDRED, MULT, AND, ART, POINT, HALF, MINUS, WEAK = range(14)
 RUNIT, RTEN, RTWENTY, RTENS, RHUNDRED, RHUNDREDS, RTHOUSAND, RTHOUSANDS, RMILLION, NA, RHALF = range(14, 25)
-OP, ALT, NEG = range(25, 28)
+OP, ALT, NEG, REPEAT = range(25, 29)
 
 # Flags on tokens.
-F_MARKER, F_COPULA, F_FILLER, F_ONEBLOCK, F_ONE = 1, 2, 4, 8, 16
+F_MARKER, F_COPULA, F_FILLER, F_ONEBLOCK, F_ONE, F_IDIOM = 1, 2, 4, 8, 16, 32
+# WEAK tokens' aux: may join a digit run (True), never (False), or only be a digit (DIGIT_ONLY).
+DIGIT_ONLY = 2
 # Agreement bits on Kinyarwanda units (aux).
 AG_THOUSANDS, AG_MILLIONS = 1, 2
 
@@ -174,7 +178,7 @@ _RW_STARTERS = frozenset({NUM}) | _RW_NUMBER_KINDS
 _STARTERS = _EN_STARTERS | _RW_STARTERS
 # Kinds allowed in a message that is "only number words" (homophone rule).
 _NUMERICISH = _EN_NUMBER_KINDS | _RW_NUMBER_KINDS | {NUM, AND, ART, POINT, HALF, MINUS, WEAK, NA,
-                                                      RHALF, BREAK}
+                                                      RHALF, BREAK, REPEAT}
 # Tokens after a digit group that can never extend it (the digits stand alone).
 _NUM_ALONE = frozenset({NUM, BREAK, OTHER, OP, ALT, NEG, MINUS})
 _VALUE_KINDS = frozenset({NUM, UNIT, TEEN, TENS, RUNIT, RTEN, RTWENTY})
@@ -234,6 +238,10 @@ class _Lexicon:
                 raise ValueError(f"number_words.yml: homophone {w!r} of non-unit {canonical!r}")
             key = _fold(str(w))
             self._put(key, _Tok(WEAK, base[0].value, aux=key not in no_runs, text=key))
+        for w in en.get("zero_in_digit_runs", []):
+            self._put(w, _Tok(WEAK, 0, aux=DIGIT_ONLY, text=str(w)))
+        for w, times in (en.get("repeats") or {}).items():
+            self._put(w, _Tok(REPEAT, int(times), text=str(w)))
         for kind, section in ((ART, "article"), (AND, "and"), (POINT, "point"), (HALF, "half"),
                               (MINUS, "minus")):
             for w in en[section]:
@@ -280,6 +288,8 @@ class _Lexicon:
                 self._add_flag(w, flag)
         for w in en["one_is_pronoun_after"]:
             self._add_flag(w, F_ONEBLOCK)
+        for w in en.get("one_is_idiom_before", []):
+            self._add_flag(w, F_IDIOM)
 
         # Generated spellings never override a listed word.
         for a, b in rw.get("spelling_rules", []):
@@ -304,6 +314,14 @@ class _Lexicon:
             if joined not in self.words:
                 raise ValueError(f"number_words.yml: split form of unknown word {joined!r}")
             self.split_forms[_fold(str(split))] = joined
+        # Spellings a slip is compared with (actions/number_slips.py): the listed words.
+        self.slip_settings = data.get("slips") or {"cutoff_by_length": {}}
+        self.slip_targets = [_fold(str(w)) for w in
+                             [*en["zero"], *en["units"], *en["teens"], *en["tens"], *en["hundred"],
+                              *en["multipliers"], *(f for forms in rw["units"].values() for f in forms),
+                              *(w for section in ("ten", "twenty", "tens_marker", "hundred", "hundreds_marker",
+                                                  "thousand", "thousands_marker", "million", "billion")
+                                for w in rw[section])]]
         self.split_re = (re.compile(r"\b(?:" + "|".join(
             re.escape(s) for s in sorted(self.split_forms, key=len, reverse=True)) + r")\b")
             if self.split_forms else None)
@@ -349,8 +367,26 @@ def _load_lexicon(path: Path = LEXICON_PATH) -> _Lexicon:
         return _Lexicon(yaml.safe_load(fh))
 
 
+def _slip_reader(lex: _Lexicon) -> SlipReader:
+    """The number words by language and value, for reading unknown words (number_slips)."""
+    numbers = {}
+    for word, toks in lex.words.items():
+        kinds = [t.kind for t in toks]
+        if all(k in _EN_NUMBER_KINDS for k in kinds):
+            lang = "en"
+        elif any(k in _RW_NUMBER_KINDS for k in kinds) and all(k in _RW_NUMBER_KINDS or k == NA for k in kinds):
+            lang = "rw"
+        else:
+            continue
+        numbers[word] = (lang, tuple(t.value for t in toks))
+    connectors = {lang: [w for w, t in lex.words.items() if len(t) == 1 and t[0].kind == kind and w.isalpha()]
+                  for lang, kind in (("en", AND), ("rw", NA))}
+    return SlipReader(numbers, connectors, lex.slip_targets, lex.slip_settings, load_real_words())
+
+
 _LEX = _load_lexicon()
 _WORDS = _LEX.words
+_SLIPS = _slip_reader(_LEX)
 
 
 # ------------------------------------------------------------------------ tokeniser
@@ -451,6 +487,9 @@ def _word_tokens(w: str) -> Tuple[_Tok, ...]:
     entry = _WORDS.get(w)
     if entry is not None:
         return entry
+    slip = _SLIPS.resolve(w)
+    if slip is not None:
+        return tuple(tok for piece in slip for tok in _WORDS[piece])
     if "-" in w:
         out: Tuple[_Tok, ...] = ()
         for part in w.split("-"):
@@ -502,7 +541,7 @@ def _only_tail(toks: List[_Tok], k: int) -> bool:
 def _resolve(toks: List[_Tok]) -> List[_Tok]:
     """Decide homophones ("for", "too"...) and pronoun "one" from their context."""
     n = len(toks)
-    todo = [j for j, t in enumerate(toks) if t.kind == WEAK or (t.flags & F_ONE and j)]
+    todo = [j for j, t in enumerate(toks) if t.kind in (WEAK, REPEAT) or t.flags & F_ONE]
     if not todo:
         return toks
     all_numeric = all(t.kind in _NUMERICISH or t.flags & F_FILLER for t in toks)
@@ -510,11 +549,13 @@ def _resolve(toks: List[_Tok]) -> List[_Tok]:
     for j in todo:
         t = toks[j]
         prev = toks[j - 1] if j else None
-        if t.kind != WEAK:  # "one" after "which", "the", ...
-            if prev.flags & F_ONEBLOCK:
+        nxt = toks[j + 1] if j + 1 < n else None
+        if t.kind == REPEAT or t.aux == DIGIT_ONLY:
+            continue  # decided by _digit_runs, once homophones are
+        if t.kind != WEAK:  # "one" after "which", "the", ...; "one second"
+            if (prev is not None and prev.flags & F_ONEBLOCK) or (nxt is not None and nxt.flags & F_IDIOM):
                 out[j] = _OTHER
             continue
-        nxt = toks[j + 1] if j + 1 < n else None
         # "five to six" is a range, even in a message of number words only.
         ok = all_numeric and (bool(t.aux) or prev is None or nxt is None
                               or prev.kind not in _VALUE_KINDS or nxt.kind not in _VALUE_KINDS)
@@ -529,7 +570,34 @@ def _resolve(toks: List[_Tok]) -> List[_Tok]:
             ok = nxt.kind in (HUNDRED, MULT) or (
                 bool(t.aux) and prev is not None and prev.kind == UNIT and nxt.kind == UNIT)
         out[j] = _Tok(UNIT, t.value, None, 0, t.text) if ok else _OTHER
-    return out
+    return _digit_runs(out) if any(out[j].kind in (REPEAT, WEAK) for j in todo) else out
+
+
+def _digit_runs(toks: List[_Tok]) -> List[_Tok]:
+    """Spoken digit conventions: "o"/"oh" as a digit, "double five" = 5 5, "triple oh" = 0 0 0.
+
+    "o" is 0 only after "point", a digit word or "double"/"triple", or before a digit word
+    after one of those ("point o five", "one triple oh one", "two double o eight").
+    """
+    out: List[_Tok] = []
+    n = len(toks)
+    for j, t in enumerate(toks):
+        if t.kind == WEAK and t.aux == DIGIT_ONLY:
+            prev = out[-1] if out else None
+            nxt = toks[j + 1] if j + 1 < n else None
+            digit_before = prev is not None and (prev.kind == POINT or prev.kind == REPEAT or
+                                                 (prev.kind == UNIT and prev.value < 10))
+            fraction = any(x.kind == POINT for x in out)
+            if digit_before and (fraction or prev.kind == REPEAT or
+                                 (nxt is not None and nxt.kind in (UNIT, REPEAT, WEAK))):
+                t = _Tok(UNIT, 0, None, 0, t.text)
+            else:
+                t = _OTHER
+        if t.kind == UNIT and out and out[-1].kind == REPEAT and t.value < 10:
+            out[-1:] = [t] * out[-1].value  # "double five" -> five five
+            continue
+        out.append(t)
+    return [_OTHER if t.kind == REPEAT else t for t in out]
 
 
 # ------------------------------------------------------------------------- grammars
@@ -554,6 +622,13 @@ def _read_fraction(toks: List[_Tok], j: int, n: int) -> Optional[Tuple[float, in
     if t.kind == NUM and t.text.isdigit() and len(t.text) <= MAX_DIGITS:
         return int(t.text) / 10 ** len(t.text), j + 1
     digits = []
+    if t.kind in (TEEN, TENS):  # "point fifteen" = .15, "point ninety-nine" = .99
+        value = t.value
+        j += 1
+        if t.kind == TENS and j < n and toks[j].kind == UNIT and toks[j].value:
+            value += toks[j].value
+            j += 1
+        return value / 100, j
     while j < n and toks[j].kind in (UNIT, RUNIT) and len(digits) < MAX_DIGITS:
         digits.append(str(toks[j].value))
         j += 1
@@ -625,8 +700,8 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
             if state not in (S_START, S_ART) and nxt.kind == ART and j + 2 < n and toks[j + 2].kind == HALF:
                 cur += 0.5
                 j += 3
-                state = S_DEC
-                break
+                state = S_DEC  # only a multiplier may follow: "three and a half million"
+                continue
             if state in (S_HUND, S_MULT) and nxt.kind in (UNIT, TEEN, TENS, NUM):
                 j += 1
                 continue
@@ -815,6 +890,10 @@ def _merge_spoken(phrases: List[list]) -> List[list]:
             if 2 <= j - i <= MAX_DIGITS:
                 digits = "".join(str(q[2]) for q in phrases[i:j])
                 merged.append([p[0], phrases[j - 1][1], int(digits), None, False, False])
+            elif j - i == 1 and p[2] and j < n and phrases[j][5] and phrases[j][0] == p[1]:
+                # "five twenty four" = 524: a digit word then a 10-99 word pair, as ASR hears prices
+                merged.append([p[0], phrases[j][1], p[2] * 100 + phrases[j][2], None, False, False])
+                j += 1
             else:  # a single word, or a run too long to be a number: keep as they are
                 merged.extend(phrases[i:j])
             i = j
