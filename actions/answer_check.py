@@ -754,7 +754,7 @@ def _rw_unit_after(toks: List[_Tok], k: int, n: int) -> Optional[int]:
     return None
 
 
-def _rw_term(toks: List[_Tok], k: int, n: int) -> Optional[Tuple[int, int, int]]:
+def _rw_term(toks: List[_Tok], k: int, n: int, loose: bool = False) -> Optional[Tuple[int, int, int]]:
     """One Kinyarwanda term at ``k``: (value, end, place) or None."""
     t = toks[k]
     kind = t.kind
@@ -774,7 +774,7 @@ def _rw_term(toks: List[_Tok], k: int, n: int) -> Optional[Tuple[int, int, int]]
         return t.value, end, t.value
     if kind == RTHOUSANDS or kind == RMILLION:
         agree = AG_THOUSANDS if kind == RTHOUSANDS else AG_MILLIONS
-        count = _rw_sum(toks, k + 1, n, 1000, agree) if k + 1 < n else None
+        count = _rw_sum(toks, k + 1, n, 1000, agree, loose) if k + 1 < n else None
         if count is None:
             if kind == RTHOUSANDS:
                 return None
@@ -791,8 +791,13 @@ def _rw_term(toks: List[_Tok], k: int, n: int) -> Optional[Tuple[int, int, int]]
 
 
 def _rw_sum(toks: List[_Tok], k: int, n: int, limit: Number = INF,
-            agree: int = 0) -> Optional[Tuple[Number, int]]:
-    """Kinyarwanda terms joined by na/n'/juxtaposition, biggest first."""
+            agree: int = 0, loose: bool = False) -> Optional[Tuple[Number, int]]:
+    """Kinyarwanda terms joined by na/n'/juxtaposition, biggest first.
+
+    ``loose``: inside a thousands/millions count, a term joined by "na" that does not show the
+    count's agreement (tens, hundreds, the invariable umunani/icyenda) still belongs to the
+    count: "ibihumbi magana cyenda na mirongo irindwi" = 970000, not 900070.
+    """
     total: Number = 0
     prev_place: Number = limit
     prev_num = False
@@ -814,13 +819,14 @@ def _rw_sum(toks: List[_Tok], k: int, n: int, limit: Number = INF,
             break
         if t.kind == NUM and prev_num and not connected:
             break  # two digit groups are never joined
-        term = _rw_term(toks, m, n)
+        term = _rw_term(toks, m, n, loose)
         if term is None:
             break
         value, end, place = term
         if value >= prev_place:
             break
-        if agree and connected and not (t.kind == RUNIT and t.aux & agree):
+        if agree and connected and not (t.kind == RUNIT and t.aux & agree) and not (
+                loose and (t.kind != RUNIT or t.value >= 8)):
             break
         total += value
         prev_place = place
@@ -842,12 +848,18 @@ def _phrases(toks: List[_Tok]) -> List[list]:
         if k not in _STARTERS:
             i += 1
             continue
+        rw_alt = None
         if k == NUM and (i + 1 == n or toks[i + 1].kind in _NUM_ALONE):
             best = t.value, i + 1  # fast path: a digit group that nothing can extend
         else:
             best = _parse_en(toks, i, n) if k in _EN_STARTERS else None
             if k in _RW_STARTERS:
                 rw = _rw_sum(toks, i, n)
+                loose = _rw_sum(toks, i, n, loose=True) if rw is not None else None
+                if loose is not None and loose[1] > rw[1]:
+                    rw = loose  # only the loose count reads the whole number
+                elif loose is not None and loose[0] != rw[0]:
+                    rw_alt = loose[0]  # truly ambiguous: the expected answer decides
                 if rw is not None and (best is None or rw[1] > best[1]):
                     best = rw
                     if rw[1] < n and toks[rw[1]].kind == POINT and isinstance(rw[0], int):
@@ -858,7 +870,7 @@ def _phrases(toks: List[_Tok]) -> List[list]:
             i += 1
             continue
         value, end = best
-        alt = t.aux if k == NUM and end == i + 1 else None
+        alt = t.aux if k == NUM and end == i + 1 else rw_alt
         start = i
         if i and toks[i - 1].kind == MINUS and not (out and out[-1][1] == i - 1):
             start = i - 1
