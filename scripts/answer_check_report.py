@@ -60,18 +60,21 @@ def score(path: Path) -> Dict[str, Any]:
     out: Dict[str, Any] = {"cases": len(rows), "right": 0, "languages": {}, "failures": []}
     for row in rows:
         result = check_math_answer(row["expected"], row["message"], row["language"])
-        lang = out["languages"].setdefault(row["language"], {"cases": 0, "right": 0})
-        lang["cases"] += 1
-        if row_is_right(row, result):
-            out["right"] += 1
-            lang["right"] += 1
-        else:
+        groups = [out["languages"].setdefault(row["language"], {"cases": 0, "right": 0})]
+        if row.get("source"):
+            groups.append(out.setdefault("sources", {}).setdefault(row["source"], {"cases": 0, "right": 0}))
+        right = row_is_right(row, result)
+        out["right"] += right
+        for group in groups:
+            group["cases"] += 1
+            group["right"] += right
+        if not right:
             out["failures"].append({"message": row["message"], "language": row["language"],
                                     "expected": row["expected"], "want": (row["correct"], row["understood"]),
                                     "got": (result.correct, result.understood)})
     out["accuracy"] = out["right"] / len(rows) if rows else 0.0
-    for lang in out["languages"].values():
-        lang["accuracy"] = lang["right"] / lang["cases"]
+    for group in [*out["languages"].values(), *out.get("sources", {}).values()]:
+        group["accuracy"] = group["right"] / group["cases"]
     return out
 
 
@@ -79,12 +82,17 @@ def report(tables: Optional[Dict[str, Path]] = None) -> Dict[str, Dict[str, Any]
     return {name: score(path) for name, path in (tables or TABLES).items() if path.exists()}
 
 
-def summary_lines(results: Dict[str, Dict[str, Any]], failures: bool = False) -> List[str]:
+def _groups(groups: Dict[str, Dict[str, Any]]) -> str:
+    return ", ".join(f"{code} {v['accuracy']:.1%} ({v['right']}/{v['cases']})" for code, v in sorted(groups.items()))
+
+
+def summary_lines(results: Dict[str, Dict[str, Any]], failures: bool = False, sources: bool = False) -> List[str]:
     lines = []
     for name, s in results.items():
-        langs = ", ".join(f"{code} {v['accuracy']:.1%} ({v['right']}/{v['cases']})"
-                          for code, v in sorted(s["languages"].items()))
-        lines.append(f"answer check, {name} table: {s['accuracy']:.1%} ({s['right']}/{s['cases']}); {langs}")
+        lines.append(f"answer check, {name} table: {s['accuracy']:.1%} ({s['right']}/{s['cases']}); "
+                     f"{_groups(s['languages'])}")
+        if sources and s.get("sources"):
+            lines.append(f"  by source: {_groups(s['sources'])}")
         if failures:
             lines += [f"  {f['language']} {f['message']!r} expected {f['expected']}: want {f['want']}, got {f['got']}"
                       for f in s["failures"]]
@@ -94,8 +102,9 @@ def summary_lines(results: Dict[str, Dict[str, Any]], failures: bool = False) ->
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--failures", action="store_true", help="list every row the checker gets wrong")
+    parser.add_argument("--sources", action="store_true", help="accuracy per source of the held-out table")
     args = parser.parse_args(argv)
-    print("\n".join(summary_lines(report(), args.failures)))
+    print("\n".join(summary_lines(report(), args.failures, args.sources)))
     return 0
 
 
