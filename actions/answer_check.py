@@ -35,9 +35,19 @@ English words
     numbers (``twenty, five`` is 20 then 5).
     Ordinal words (``third``, ``fifth``) are not numbers; digits with an ordinal
     suffix are (``25th`` -> 25). ``one`` after "which/the/this/no..." is a pronoun.
+Spoken digit conventions (as speech recognisers write them)
+    ``o``/``oh`` is a zero digit only inside a digit run or after "point" (``point o
+    five`` = 0.05, ``nine o five`` = 905; ``oh`` alone is nothing); ``double``/``triple``
+    repeat the next digit word (``two double o eight`` = 2008); ``point fifteen`` = 0.15;
+    a digit word then a 10-99 word pair is hundreds (``five twenty four`` = 524);
+    ``three and a half million``; ``one second``/``one moment`` is an idiom, not 1.
 Misspellings / ASR slips
-    A table of known slips, no edit distance: ``forteen``, ``fourty``, ``ninty``,
-    ``fife``, ``sevn``, ``thirdy``, ``eigth``... are always numbers. Real English
+    Listed slips (``forteen``, ``fourty``, ``fife``, ``thirdy``...) are always numbers.
+    Any other unknown word goes through ``actions/number_slips.py``: hyphenated stems
+    (``li-mwe``), keypad (T9) slips (``fivd``), glued compounds (``twentyfive``,
+    ``makumyabirinagatanu``), Kinyarwanda class prefixes (``kacyenda``) and closeness to
+    one number word (core/fuzzy, length-dependent cutoff; never for words under 4
+    letters). Real words (``then``, ``weight``, ``fifth``, ``uwo``) are never slips. Real English
     words that stand for numbers (``to``/``too`` = 2, ``for``/``fore`` = 4, ``ate``
     = 8, ``won`` = 1, ``tree`` = 3) are numbers only in number-like context:
     the whole message is number words (``for``), they complete a compound
@@ -59,7 +69,11 @@ Kinyarwanda
     term must be smaller than the place of the previous one, so ``rimwe na rimwe``
     is two numbers, not 2. After ``ibihumbi N``, ``na`` + a bi- form extends the
     count (``ibihumbi makumyabiri na bitanu`` = 25000) while any other form is added
-    (``ibihumbi makumyabiri na gatanu`` = 20005). ``ijana rimwe``/``igihumbi kimwe``
+    (``ibihumbi makumyabiri na gatanu`` = 20005). Tens, hundreds and the invariable
+    ``umunani``/``icyenda`` joined by ``na`` may belong to either: the count when only
+    that reads the whole message (``ibihumbi mirongo itatu n'icyenda na magana
+    atandatu`` = 39600), else the expected answer decides between the two readings, as
+    for ``1,500`` below (``ibihumbi makumyabiri n'icyenda``: 20009 or 29000). ``ijana rimwe``/``igihumbi kimwe``
     = 100/1000 (agreeing "one"). ``kabiri n'igice`` and ``kabiri koma gatanu``
     (also ``akadomo``/``virgule``) = 2.5. r/l spellings (``makumyabili``, ``mirongo
     ilindwi``) and split ASR words (``makumya biri``) are accepted.
@@ -103,8 +117,9 @@ Empty/None/garbage never raises. Messages longer than ``MAX_CHARS`` keep only th
 last ``MAX_CHARS`` characters (the answer is stated last), so the work per message is
 bounded whatever its size; digit strings longer than ``MAX_DIGITS`` and fractions
 over zero are ignored, so Python's int-string limit is never reached. Lookups are
-dictionary hits (no edit distance): a typical answer takes tens of microseconds
-(``python scripts/bench_answer_check.py``).
+dictionary hits; an unknown word's slip reading is computed once and cached: a typical
+answer takes tens of microseconds, a word seen for the first time well under a
+millisecond (``python scripts/bench_answer_check.py``).
 """
 from __future__ import annotations
 
