@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: setup train run shell sim actions validate test test-unit test-stories nlu-report clean help
+.PHONY: setup system-packages train run shell sim actions validate test test-unit test-stories nlu-report clean help
 
 help:
 	@echo "make run | make test | make shell | make sim | make train | make validate | make nlu-report"
@@ -51,7 +51,11 @@ test-unit: setup
 test-stories: train
 	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/stories
 
-test: train validate test-unit test-stories
+# Debian packages some tests use (word list, nginx, chromium), installed when missing.
+system-packages:
+	@scripts/install_system_packages.sh
+
+test: system-packages train validate test-unit test-stories
 	@echo "All checks passed."
 
 # Per-language NLU cross-validation (intent F1 for en and rw), written to results/nlu-<lang>.

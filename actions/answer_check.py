@@ -35,9 +35,19 @@ English words
     numbers (``twenty, five`` is 20 then 5).
     Ordinal words (``third``, ``fifth``) are not numbers; digits with an ordinal
     suffix are (``25th`` -> 25). ``one`` after "which/the/this/no..." is a pronoun.
+Spoken digit conventions (as speech recognisers write them)
+    ``o``/``oh`` is a zero digit only inside a digit run or after "point" (``point o
+    five`` = 0.05, ``nine o five`` = 905; ``oh`` alone is nothing); ``double``/``triple``
+    repeat the next digit word (``two double o eight`` = 2008); ``point fifteen`` = 0.15;
+    a digit word then a 10-99 word pair is hundreds (``five twenty four`` = 524);
+    ``three and a half million``; ``one second``/``one moment`` is an idiom, not 1.
 Misspellings / ASR slips
-    A table of known slips, no edit distance: ``forteen``, ``fourty``, ``ninty``,
-    ``fife``, ``sevn``, ``thirdy``, ``eigth``... are always numbers. Real English
+    Listed slips (``forteen``, ``fourty``, ``fife``, ``thirdy``...) are always numbers.
+    Any other unknown word goes through ``actions/number_slips.py``: hyphenated stems
+    (``li-mwe``), keypad (T9) slips (``fivd``), glued compounds (``twentyfive``,
+    ``makumyabirinagatanu``), Kinyarwanda class prefixes (``kacyenda``) and closeness to
+    one number word (core/fuzzy, length-dependent cutoff; never for words under 4
+    letters). Real words (``then``, ``weight``, ``fifth``, ``uwo``) are never slips. Real English
     words that stand for numbers (``to``/``too`` = 2, ``for``/``fore`` = 4, ``ate``
     = 8, ``won`` = 1, ``tree`` = 3) are numbers only in number-like context:
     the whole message is number words (``for``), they complete a compound
@@ -59,7 +69,11 @@ Kinyarwanda
     term must be smaller than the place of the previous one, so ``rimwe na rimwe``
     is two numbers, not 2. After ``ibihumbi N``, ``na`` + a bi- form extends the
     count (``ibihumbi makumyabiri na bitanu`` = 25000) while any other form is added
-    (``ibihumbi makumyabiri na gatanu`` = 20005). ``ijana rimwe``/``igihumbi kimwe``
+    (``ibihumbi makumyabiri na gatanu`` = 20005). Tens, hundreds and the invariable
+    ``umunani``/``icyenda`` joined by ``na`` may belong to either: the count when only
+    that reads the whole message (``ibihumbi mirongo itatu n'icyenda na magana
+    atandatu`` = 39600), else the expected answer decides between the two readings, as
+    for ``1,500`` below (``ibihumbi makumyabiri n'icyenda``: 20009 or 29000). ``ijana rimwe``/``igihumbi kimwe``
     = 100/1000 (agreeing "one"). ``kabiri n'igice`` and ``kabiri koma gatanu``
     (also ``akadomo``/``virgule``) = 2.5. r/l spellings (``makumyabili``, ``mirongo
     ilindwi``) and split ASR words (``makumya biri``) are accepted.
@@ -103,8 +117,9 @@ Empty/None/garbage never raises. Messages longer than ``MAX_CHARS`` keep only th
 last ``MAX_CHARS`` characters (the answer is stated last), so the work per message is
 bounded whatever its size; digit strings longer than ``MAX_DIGITS`` and fractions
 over zero are ignored, so Python's int-string limit is never reached. Lookups are
-dictionary hits (no edit distance): a typical answer takes tens of microseconds
-(``python scripts/bench_answer_check.py``).
+dictionary hits; an unknown word's slip reading is computed once and cached: a typical
+answer takes tens of microseconds, a word seen for the first time well under a
+millisecond (``python scripts/bench_answer_check.py``).
 """
 from __future__ import annotations
 
@@ -116,6 +131,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 import yaml
+
+from actions.number_slips import SlipReader, load_real_words
 
 __all__ = ["AnswerCheck", "check_math_answer", "parse_number", "LEXICON_PATH"]
 
@@ -138,10 +155,12 @@ class AnswerCheck:
 # Token kinds.
 OTHER, BREAK, NUM, UNIT, TEEN, TENS, HUNDRED, MULT, AND, ART, POINT, HALF, MINUS, WEAK = range(14)
 RUNIT, RTEN, RTWENTY, RTENS, RHUNDRED, RHUNDREDS, RTHOUSAND, RTHOUSANDS, RMILLION, NA, RHALF = range(14, 25)
-OP, ALT, NEG = range(25, 28)
+OP, ALT, NEG, REPEAT = range(25, 29)
 
 # Flags on tokens.
-F_MARKER, F_COPULA, F_FILLER, F_ONEBLOCK, F_ONE = 1, 2, 4, 8, 16
+F_MARKER, F_COPULA, F_FILLER, F_ONEBLOCK, F_ONE, F_IDIOM = 1, 2, 4, 8, 16, 32
+# WEAK tokens' aux: may join a digit run (True), never (False), or only be a digit (DIGIT_ONLY).
+DIGIT_ONLY = 2
 # Agreement bits on Kinyarwanda units (aux).
 AG_THOUSANDS, AG_MILLIONS = 1, 2
 
@@ -174,7 +193,7 @@ _RW_STARTERS = frozenset({NUM}) | _RW_NUMBER_KINDS
 _STARTERS = _EN_STARTERS | _RW_STARTERS
 # Kinds allowed in a message that is "only number words" (homophone rule).
 _NUMERICISH = _EN_NUMBER_KINDS | _RW_NUMBER_KINDS | {NUM, AND, ART, POINT, HALF, MINUS, WEAK, NA,
-                                                      RHALF, BREAK}
+                                                      RHALF, BREAK, REPEAT}
 # Tokens after a digit group that can never extend it (the digits stand alone).
 _NUM_ALONE = frozenset({NUM, BREAK, OTHER, OP, ALT, NEG, MINUS})
 _VALUE_KINDS = frozenset({NUM, UNIT, TEEN, TENS, RUNIT, RTEN, RTWENTY})
@@ -234,6 +253,10 @@ class _Lexicon:
                 raise ValueError(f"number_words.yml: homophone {w!r} of non-unit {canonical!r}")
             key = _fold(str(w))
             self._put(key, _Tok(WEAK, base[0].value, aux=key not in no_runs, text=key))
+        for w in en.get("zero_in_digit_runs", []):
+            self._put(w, _Tok(WEAK, 0, aux=DIGIT_ONLY, text=str(w)))
+        for w, times in (en.get("repeats") or {}).items():
+            self._put(w, _Tok(REPEAT, int(times), text=str(w)))
         for kind, section in ((ART, "article"), (AND, "and"), (POINT, "point"), (HALF, "half"),
                               (MINUS, "minus")):
             for w in en[section]:
@@ -280,6 +303,8 @@ class _Lexicon:
                 self._add_flag(w, flag)
         for w in en["one_is_pronoun_after"]:
             self._add_flag(w, F_ONEBLOCK)
+        for w in en.get("one_is_idiom_before", []):
+            self._add_flag(w, F_IDIOM)
 
         # Generated spellings never override a listed word.
         for a, b in rw.get("spelling_rules", []):
@@ -304,6 +329,14 @@ class _Lexicon:
             if joined not in self.words:
                 raise ValueError(f"number_words.yml: split form of unknown word {joined!r}")
             self.split_forms[_fold(str(split))] = joined
+        # Spellings a slip is compared with (actions/number_slips.py): the listed words.
+        self.slip_settings = data.get("slips") or {"cutoff_by_length": {}}
+        self.slip_targets = [_fold(str(w)) for w in
+                             [*en["zero"], *en["units"], *en["teens"], *en["tens"], *en["hundred"],
+                              *en["multipliers"], *(f for forms in rw["units"].values() for f in forms),
+                              *(w for section in ("ten", "twenty", "tens_marker", "hundred", "hundreds_marker",
+                                                  "thousand", "thousands_marker", "million", "billion")
+                                for w in rw[section])]]
         self.split_re = (re.compile(r"\b(?:" + "|".join(
             re.escape(s) for s in sorted(self.split_forms, key=len, reverse=True)) + r")\b")
             if self.split_forms else None)
@@ -349,8 +382,26 @@ def _load_lexicon(path: Path = LEXICON_PATH) -> _Lexicon:
         return _Lexicon(yaml.safe_load(fh))
 
 
+def _slip_reader(lex: _Lexicon) -> SlipReader:
+    """The number words by language and value, for reading unknown words (number_slips)."""
+    numbers = {}
+    for word, toks in lex.words.items():
+        kinds = [t.kind for t in toks]
+        if all(k in _EN_NUMBER_KINDS for k in kinds):
+            lang = "en"
+        elif any(k in _RW_NUMBER_KINDS for k in kinds) and all(k in _RW_NUMBER_KINDS or k == NA for k in kinds):
+            lang = "rw"
+        else:
+            continue
+        numbers[word] = (lang, tuple(t.value for t in toks))
+    connectors = {lang: [w for w, t in lex.words.items() if len(t) == 1 and t[0].kind == kind and w.isalpha()]
+                  for lang, kind in (("en", AND), ("rw", NA))}
+    return SlipReader(numbers, connectors, lex.slip_targets, lex.slip_settings, load_real_words())
+
+
 _LEX = _load_lexicon()
 _WORDS = _LEX.words
+_SLIPS = _slip_reader(_LEX)
 
 
 # ------------------------------------------------------------------------ tokeniser
@@ -451,6 +502,9 @@ def _word_tokens(w: str) -> Tuple[_Tok, ...]:
     entry = _WORDS.get(w)
     if entry is not None:
         return entry
+    slip = _SLIPS.resolve(w)
+    if slip is not None:
+        return tuple(tok for piece in slip for tok in _WORDS[piece])
     if "-" in w:
         out: Tuple[_Tok, ...] = ()
         for part in w.split("-"):
@@ -502,7 +556,7 @@ def _only_tail(toks: List[_Tok], k: int) -> bool:
 def _resolve(toks: List[_Tok]) -> List[_Tok]:
     """Decide homophones ("for", "too"...) and pronoun "one" from their context."""
     n = len(toks)
-    todo = [j for j, t in enumerate(toks) if t.kind == WEAK or (t.flags & F_ONE and j)]
+    todo = [j for j, t in enumerate(toks) if t.kind in (WEAK, REPEAT) or t.flags & F_ONE]
     if not todo:
         return toks
     all_numeric = all(t.kind in _NUMERICISH or t.flags & F_FILLER for t in toks)
@@ -510,11 +564,13 @@ def _resolve(toks: List[_Tok]) -> List[_Tok]:
     for j in todo:
         t = toks[j]
         prev = toks[j - 1] if j else None
-        if t.kind != WEAK:  # "one" after "which", "the", ...
-            if prev.flags & F_ONEBLOCK:
+        nxt = toks[j + 1] if j + 1 < n else None
+        if t.kind == REPEAT or t.aux == DIGIT_ONLY:
+            continue  # decided by _digit_runs, once homophones are
+        if t.kind != WEAK:  # "one" after "which", "the", ...; "one second"
+            if (prev is not None and prev.flags & F_ONEBLOCK) or (nxt is not None and nxt.flags & F_IDIOM):
                 out[j] = _OTHER
             continue
-        nxt = toks[j + 1] if j + 1 < n else None
         # "five to six" is a range, even in a message of number words only.
         ok = all_numeric and (bool(t.aux) or prev is None or nxt is None
                               or prev.kind not in _VALUE_KINDS or nxt.kind not in _VALUE_KINDS)
@@ -529,7 +585,34 @@ def _resolve(toks: List[_Tok]) -> List[_Tok]:
             ok = nxt.kind in (HUNDRED, MULT) or (
                 bool(t.aux) and prev is not None and prev.kind == UNIT and nxt.kind == UNIT)
         out[j] = _Tok(UNIT, t.value, None, 0, t.text) if ok else _OTHER
-    return out
+    return _digit_runs(out) if any(out[j].kind in (REPEAT, WEAK) for j in todo) else out
+
+
+def _digit_runs(toks: List[_Tok]) -> List[_Tok]:
+    """Spoken digit conventions: "o"/"oh" as a digit, "double five" = 5 5, "triple oh" = 0 0 0.
+
+    "o" is 0 only after "point", a digit word or "double"/"triple", or before a digit word
+    after one of those ("point o five", "one triple oh one", "two double o eight").
+    """
+    out: List[_Tok] = []
+    n = len(toks)
+    for j, t in enumerate(toks):
+        if t.kind == WEAK and t.aux == DIGIT_ONLY:
+            prev = out[-1] if out else None
+            nxt = toks[j + 1] if j + 1 < n else None
+            digit_before = prev is not None and (prev.kind == POINT or prev.kind == REPEAT or
+                                                 (prev.kind == UNIT and prev.value < 10))
+            fraction = any(x.kind == POINT for x in out)
+            if digit_before and (fraction or prev.kind == REPEAT or
+                                 (nxt is not None and nxt.kind in (UNIT, REPEAT, WEAK))):
+                t = _Tok(UNIT, 0, None, 0, t.text)
+            else:
+                t = _OTHER
+        if t.kind == UNIT and out and out[-1].kind == REPEAT and t.value < 10:
+            out[-1:] = [t] * out[-1].value  # "double five" -> five five
+            continue
+        out.append(t)
+    return [_OTHER if t.kind == REPEAT else t for t in out]
 
 
 # ------------------------------------------------------------------------- grammars
@@ -554,6 +637,13 @@ def _read_fraction(toks: List[_Tok], j: int, n: int) -> Optional[Tuple[float, in
     if t.kind == NUM and t.text.isdigit() and len(t.text) <= MAX_DIGITS:
         return int(t.text) / 10 ** len(t.text), j + 1
     digits = []
+    if t.kind in (TEEN, TENS):  # "point fifteen" = .15, "point ninety-nine" = .99
+        value = t.value
+        j += 1
+        if t.kind == TENS and j < n and toks[j].kind == UNIT and toks[j].value:
+            value += toks[j].value
+            j += 1
+        return value / 100, j
     while j < n and toks[j].kind in (UNIT, RUNIT) and len(digits) < MAX_DIGITS:
         digits.append(str(toks[j].value))
         j += 1
@@ -625,8 +715,8 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
             if state not in (S_START, S_ART) and nxt.kind == ART and j + 2 < n and toks[j + 2].kind == HALF:
                 cur += 0.5
                 j += 3
-                state = S_DEC
-                break
+                state = S_DEC  # only a multiplier may follow: "three and a half million"
+                continue
             if state in (S_HUND, S_MULT) and nxt.kind in (UNIT, TEEN, TENS, NUM):
                 j += 1
                 continue
@@ -679,7 +769,7 @@ def _rw_unit_after(toks: List[_Tok], k: int, n: int) -> Optional[int]:
     return None
 
 
-def _rw_term(toks: List[_Tok], k: int, n: int) -> Optional[Tuple[int, int, int]]:
+def _rw_term(toks: List[_Tok], k: int, n: int, loose: bool = False) -> Optional[Tuple[int, int, int]]:
     """One Kinyarwanda term at ``k``: (value, end, place) or None."""
     t = toks[k]
     kind = t.kind
@@ -699,7 +789,7 @@ def _rw_term(toks: List[_Tok], k: int, n: int) -> Optional[Tuple[int, int, int]]
         return t.value, end, t.value
     if kind == RTHOUSANDS or kind == RMILLION:
         agree = AG_THOUSANDS if kind == RTHOUSANDS else AG_MILLIONS
-        count = _rw_sum(toks, k + 1, n, 1000, agree) if k + 1 < n else None
+        count = _rw_sum(toks, k + 1, n, 1000, agree, loose) if k + 1 < n else None
         if count is None:
             if kind == RTHOUSANDS:
                 return None
@@ -716,8 +806,13 @@ def _rw_term(toks: List[_Tok], k: int, n: int) -> Optional[Tuple[int, int, int]]
 
 
 def _rw_sum(toks: List[_Tok], k: int, n: int, limit: Number = INF,
-            agree: int = 0) -> Optional[Tuple[Number, int]]:
-    """Kinyarwanda terms joined by na/n'/juxtaposition, biggest first."""
+            agree: int = 0, loose: bool = False) -> Optional[Tuple[Number, int]]:
+    """Kinyarwanda terms joined by na/n'/juxtaposition, biggest first.
+
+    ``loose``: inside a thousands/millions count, a term joined by "na" that does not show the
+    count's agreement (tens, hundreds, the invariable umunani/icyenda) still belongs to the
+    count: "ibihumbi magana cyenda na mirongo irindwi" = 970000, not 900070.
+    """
     total: Number = 0
     prev_place: Number = limit
     prev_num = False
@@ -739,13 +834,14 @@ def _rw_sum(toks: List[_Tok], k: int, n: int, limit: Number = INF,
             break
         if t.kind == NUM and prev_num and not connected:
             break  # two digit groups are never joined
-        term = _rw_term(toks, m, n)
+        term = _rw_term(toks, m, n, loose)
         if term is None:
             break
         value, end, place = term
         if value >= prev_place:
             break
-        if agree and connected and not (t.kind == RUNIT and t.aux & agree):
+        if agree and connected and not (t.kind == RUNIT and t.aux & agree) and not (
+                loose and (t.kind != RUNIT or t.value >= 8)):
             break
         total += value
         prev_place = place
@@ -767,12 +863,18 @@ def _phrases(toks: List[_Tok]) -> List[list]:
         if k not in _STARTERS:
             i += 1
             continue
+        rw_alt = None
         if k == NUM and (i + 1 == n or toks[i + 1].kind in _NUM_ALONE):
             best = t.value, i + 1  # fast path: a digit group that nothing can extend
         else:
             best = _parse_en(toks, i, n) if k in _EN_STARTERS else None
             if k in _RW_STARTERS:
                 rw = _rw_sum(toks, i, n)
+                loose = _rw_sum(toks, i, n, loose=True) if rw is not None else None
+                if loose is not None and loose[1] > rw[1]:
+                    rw = loose  # only the loose count reads the whole number
+                elif loose is not None and loose[0] != rw[0]:
+                    rw_alt = loose[0]  # truly ambiguous: the expected answer decides
                 if rw is not None and (best is None or rw[1] > best[1]):
                     best = rw
                     if rw[1] < n and toks[rw[1]].kind == POINT and isinstance(rw[0], int):
@@ -783,7 +885,7 @@ def _phrases(toks: List[_Tok]) -> List[list]:
             i += 1
             continue
         value, end = best
-        alt = t.aux if k == NUM and end == i + 1 else None
+        alt = t.aux if k == NUM and end == i + 1 else rw_alt
         start = i
         if i and toks[i - 1].kind == MINUS and not (out and out[-1][1] == i - 1):
             start = i - 1
@@ -815,6 +917,10 @@ def _merge_spoken(phrases: List[list]) -> List[list]:
             if 2 <= j - i <= MAX_DIGITS:
                 digits = "".join(str(q[2]) for q in phrases[i:j])
                 merged.append([p[0], phrases[j - 1][1], int(digits), None, False, False])
+            elif j - i == 1 and p[2] and j < n and phrases[j][5] and phrases[j][0] == p[1]:
+                # "five twenty four" = 524: a digit word then a 10-99 word pair, as ASR hears prices
+                merged.append([p[0], phrases[j][1], p[2] * 100 + phrases[j][2], None, False, False])
+                j += 1
             else:  # a single word, or a run too long to be a number: keep as they are
                 merged.extend(phrases[i:j])
             i = j

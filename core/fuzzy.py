@@ -3,14 +3,15 @@
 * :func:`edit_distance`: Levenshtein distance (insertions, deletions, substitutions);
 * :func:`similarity`: 0..1, twice the matching characters over both lengths (the ratio
   difflib's ``SequenceMatcher`` approximates; rapidfuzz computes it exactly);
-* :func:`closest`: the most similar of some choices, if similar enough.
+* :func:`closest`: the most similar of some choices, if similar enough;
+* :func:`nearest`: the few most similar choices with their similarity (to see ties).
 
 The CommandGuard NLU component (nlu_components/command_guard.py) still uses difflib: changing
 it would change the trained model's behaviour; move it here when the model is retrained.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
@@ -28,3 +29,9 @@ def closest(word: str, choices: Iterable[str], cutoff: float) -> Optional[str]:
     """The choice most similar to ``word`` with :func:`similarity` at least ``cutoff``."""
     best = process.extractOne(word, list(choices), scorer=fuzz.ratio, score_cutoff=cutoff * 100)
     return best[0] if best else None
+
+
+def nearest(word: str, choices: Sequence[str], cutoff: float, limit: int = 2) -> List[Tuple[str, float]]:
+    """Up to ``limit`` choices with :func:`similarity` at least ``cutoff``, most similar first."""
+    found = process.extract(word, choices, scorer=fuzz.ratio, limit=limit, score_cutoff=cutoff * 100)
+    return [(choice, score / 100.0) for choice, score, _ in found]

@@ -7,7 +7,8 @@ Runs ``check_math_answer`` on every row of tests/data/math_answers.csv, REPETITI
 times, timing each call with time.perf_counter, and prints the mean, median, p99
 and max time per answer (microseconds; on a shared machine the max and even the
 mean can be dominated by scheduler stalls, the median and p99 are the stable figures), the accuracy on the table (a row counts when both
-``correct`` and ``understood`` match) and, separately, the time for a 10 kB message.
+``correct`` and ``understood`` match) and, separately, the time for a 10 kB message; then the
+accuracy per language on the main and the held-out table (scripts/answer_check_report.py).
 Nothing is asserted: speed is machine-dependent (tests never assert it).
 """
 from __future__ import annotations
@@ -24,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from actions import answer_check  # noqa: E402
 from actions.answer_check import check_math_answer  # noqa: E402
+from scripts import answer_check_report  # noqa: E402
 
 TABLE = ROOT / "tests" / "data" / "math_answers.csv"
 
@@ -75,6 +78,15 @@ def run(repetitions: int = 200, path: Path = TABLE) -> dict:
         check_math_answer(12, long_message, "en")
         long_times.append(clock() - t0)
     long_times.sort()
+    # Cold: every unknown word met for the first time (the slip cache empty), over both tables.
+    answer_check._SLIPS.resolve.cache_clear()
+    cold = []
+    for row in answer_check_report.load_table(answer_check_report.HELDOUT_TABLE) + \
+            answer_check_report.load_table(path):
+        t0 = clock()
+        check_math_answer(row["expected"], row["message"], row["language"])
+        cold.append(clock() - t0)
+    cold.sort()
     return {
         "cases": len(rows),
         "en": sum(r[2] == "en" for r in rows),
@@ -88,6 +100,10 @@ def run(repetitions: int = 200, path: Path = TABLE) -> dict:
         "max_us": (times[-1] if times else 0.0) * 1e6,
         "long_10kb_mean_us": statistics.fmean(long_times) * 1e6,
         "long_10kb_p99_us": _percentile(long_times, 0.99) * 1e6,
+        "cold_calls": len(cold),
+        "cold_median_us": _percentile(cold, 0.5) * 1e6,
+        "cold_p99_us": _percentile(cold, 0.99) * 1e6,
+        "cold_max_us": (cold[-1] if cold else 0.0) * 1e6,
     }
 
 
@@ -102,6 +118,9 @@ def main(argv=None) -> int:
           f"mean {s['mean_us']:.1f} us, median {s['median_us']:.1f} us, p99 {s['p99_us']:.1f} us, "
           f"max {s['max_us']:.1f} us per answer")
     print(f"10 kB message: mean {s['long_10kb_mean_us']:.1f} us, p99 {s['long_10kb_p99_us']:.1f} us")
+    print(f"first sight (slip cache empty, both tables, {s['cold_calls']} calls): median {s['cold_median_us']:.1f} us, "
+          f"p99 {s['cold_p99_us']:.1f} us, max {s['cold_max_us']:.1f} us")
+    print("\n".join(answer_check_report.summary_lines(answer_check_report.report())))
     return 0
 
 

@@ -41,6 +41,7 @@ ROOT = SCRIPTS.parent
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
+import answer_check_report  # noqa: E402  (math answer checker accuracy, main and held-out tables)
 import check_data  # noqa: E402  (examples per intent per language)
 import language_id_report  # noqa: E402  (language identification on held-out messages)
 
@@ -454,6 +455,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if card["stories"]:
         s = card["stories"]
         print(f"stories: {s['stories'] - s['failed']}/{s['stories']} correct")
+    print("\n".join(answer_check_report.summary_lines(answer_check_report.report())))  # no model needed
     return 0
 
 

@@ -58,20 +58,23 @@ def test_table(row):
 
 
 def test_table_size_and_languages():
-    assert len(ROWS) >= 170
-    assert sum(r["language"] == "rw" for r in ROWS) >= 60
-    assert sum(r["language"] == "en" for r in ROWS) >= 60
+    assert sum(r["language"] == "rw" for r in ROWS) >= 300
+    assert sum(r["language"] == "en" for r in ROWS) >= 300
     assert set(r["language"] for r in ROWS) == {"en", "rw"}
     assert list(ROWS[0].keys()) == ["expected", "message", "language", "correct", "understood"]
 
 
 def test_parse_number_agrees_with_check():
-    """parse_number is the primary reading; only the ambiguous 3-digit separators differ."""
+    """parse_number is the primary reading; check_math_answer differs only when an ambiguous
+    message's other reading ("1,500"; "ibihumbi makumyabiri n'icyenda") is the expected answer."""
+    differ = 0
     for row in ROWS:
         got = parse_number(row["message"], row["language"])
         check = check_math_answer(_number(row["expected"]), row["message"], row["language"])
         if check.understood != got:
-            assert row["message"] in {"1,500", "1.500"}, row
+            differ += 1
+            assert check.correct and check.understood == _number(row["expected"]), row
+    assert differ >= 3
 
 
 def test_answer_check_is_small_frozen_dataclass():

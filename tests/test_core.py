@@ -89,3 +89,10 @@ def test_similarity_and_closest():
     assert fuzzy.closest("kinyarwada", names, cutoff=0.8) == "kinyarwanda"
     assert fuzzy.closest("englsh", names, cutoff=0.8) == "english"
     assert fuzzy.closest("french", names, cutoff=0.8) is None
+
+
+def test_nearest_lists_ties_with_scores():
+    found = fuzzy.nearest("zeor", ["zero", "zeru", "nine"], cutoff=0.7)
+    assert [c for c, _ in found] == ["zero", "zeru"]
+    assert all(score == pytest.approx(0.75) for _, score in found)
+    assert fuzzy.nearest("asdf", ["zero", "nine"], cutoff=0.7) == []

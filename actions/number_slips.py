@@ -1,0 +1,147 @@
+"""Which number word(s) an unknown word stands for: learners' and keypads' slips.
+
+Used by :mod:`actions.answer_check` for a word its lexicon does not list. Works on strings
+only (the checker turns the words found into its tokens). In order, the first rule that
+reads the word wins:
+
+1. hyphenated stems joined: ``li-mwe`` -> ``limwe``, ``ka-bili`` -> ``kabili``;
+2. keypad (T9) slips: one letter swapped for another on the same phone key (``fivd`` -> ``five``,
+   ``sevem`` -> ``seven``): a key pressed once too often or too rarely;
+3. glued compounds, no spaces: ``twentyfive`` -> ``twenty five``, ``makumyabirinagatanu`` ->
+   ``makumyabiri nagatanu`` (every piece a number word or a connector of the same language);
+4. a Kinyarwanda class prefix on a number word: ``kacyenda`` -> ``cyenda``, ``izero`` -> ``zero``;
+5. closeness (core/fuzzy similarity) to one number word, with a cutoff that depends on the
+   word's length; short words (< ``min_length``) are never matched by closeness, nor
+   Kinyarwanda words shorter than ``kinyarwanda_min_length``, and a tie between two words of
+   different value reads nothing.
+
+A real word is never a slip: ``actions/content/real_words_near_numbers.txt`` lists the English
+(dictionary) and Kinyarwanda (project data) words that rules 2-5 would otherwise read as
+numbers ("then", "weight", "dive", "abana"...); ``scripts/real_words_near_numbers.py``
+regenerates it. Results are cached per word, so a word costs a dictionary hit after its first
+time.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+
+from core.fuzzy import nearest
+
+REAL_WORDS_PATH = Path(__file__).resolve().parent / "content" / "real_words_near_numbers.txt"
+MAX_WORD = 40  # longer "words" are not glued numbers worth a search
+
+
+def load_real_words(path: Path = REAL_WORDS_PATH) -> FrozenSet[str]:
+    if not path.exists():
+        return frozenset()
+    with open(path, encoding="utf-8") as fh:
+        return frozenset(w.strip() for w in fh if w.strip() and not w.startswith("#"))
+
+
+class SlipReader:
+    """Reads unknown words as number words; see the module docstring for the rules.
+
+    ``numbers``: every known number word -> its language ("en"/"rw") and value key (words
+    with equal keys are interchangeable in a tie); ``connectors``: joining words per language
+    ("and", "na"); ``targets``: the canonical spellings closeness compares with.
+    """
+
+    def __init__(self, numbers: Mapping[str, Tuple[str, object]], connectors: Mapping[str, Iterable[str]],
+                 targets: Iterable[str], settings: Mapping, real_words: FrozenSet[str] = frozenset()):
+        self.numbers = dict(numbers)
+        self.connectors = {lang: frozenset(ws) for lang, ws in connectors.items()}
+        self.real_words = real_words
+        self.min_length = int(settings.get("min_length", 4))
+        self.cutoffs = sorted((int(k), float(v)) for k, v in settings["cutoff_by_length"].items())
+        self.rw_min_length = int(settings.get("kinyarwanda_min_length", self.min_length))
+        self.prefixes = tuple(sorted((str(p) for p in settings.get("class_prefixes", [])), key=len, reverse=True))
+        self.prefix_min_rest = int(settings.get("prefix_min_rest", 4))
+        self.targets = [t for t in dict.fromkeys(targets) if t in self.numbers]
+        self.keypad = self._keypad_slips(settings.get("keypad", []))
+        self.resolve = lru_cache(maxsize=8192)(self._resolve)
+
+    # ------------------------------------------------------------------ rules
+    def _keypad_slips(self, keys: List[str]) -> Dict[str, str]:
+        same_key = {c: k for k in keys for c in k}
+        slips: Dict[str, str] = {}
+        clashes = set()
+        for word in self.targets:
+            for i, c in enumerate(word):
+                for other in same_key.get(c, ""):
+                    if other == c:
+                        continue
+                    slip = word[:i] + other + word[i + 1:]
+                    if slip in self.numbers or slip in self.real_words:
+                        continue
+                    if slip in slips and self.numbers[slips[slip]][1] != self.numbers[word][1]:
+                        clashes.add(slip)
+                    slips.setdefault(slip, word)
+        for slip in clashes:
+            del slips[slip]
+        return slips
+
+    def _cutoff(self, n: int) -> float:
+        cut = 1.0
+        for length, value in self.cutoffs:
+            if n >= length:
+                cut = value
+        return cut
+
+    def _glued(self, word: str) -> Optional[Tuple[str, ...]]:
+        """Fewest pieces, all number words or connectors of one language, >= 2 pieces."""
+        n = len(word)
+        for lang in ("en", "rw"):
+            joins = self.connectors.get(lang, frozenset())
+            best: List[Optional[Tuple[str, ...]]] = [None] * (n + 1)
+            best[0] = ()
+            for end in range(3, n + 1):
+                for start in range(max(0, end - 16), end - 1):
+                    prev = best[start]
+                    if prev is None:
+                        continue
+                    piece = word[start:end]
+                    info = self.numbers.get(piece)
+                    is_number = info is not None and info[0] == lang and len(piece) >= 3
+                    if not is_number and not (piece in joins and prev):
+                        continue
+                    cand = prev + (piece,)
+                    if best[end] is None or len(cand) < len(best[end]):
+                        best[end] = cand
+            found = best[n]
+            if found and len(found) >= 2 and found[-1] not in joins:
+                return found
+        return None
+
+    def _prefixed(self, word: str) -> Optional[Tuple[str, ...]]:
+        for prefix in self.prefixes:
+            rest = word[len(prefix):]
+            if (word.startswith(prefix) and len(rest) >= self.prefix_min_rest and rest in self.numbers
+                    and len(self.numbers[rest][1]) == 1):  # a stem, not a glued "n'" + stem
+                return (rest,)
+        return None
+
+    def _close(self, word: str) -> Optional[Tuple[str, ...]]:
+        if len(word) < self.min_length:
+            return None
+        found = nearest(word, self.targets, self._cutoff(len(word)), limit=2)
+        if not found:
+            return None
+        best, score = found[0]
+        if len(found) > 1 and found[1][1] == score and self.numbers[found[1][0]][1] != self.numbers[best][1]:
+            return None  # equally close to two different numbers
+        if self.numbers[best][0] == "rw" and len(word) < self.rw_min_length:
+            return None
+        return (best,)
+
+    def _resolve(self, word: str) -> Optional[Tuple[str, ...]]:
+        if "-" in word:
+            joined = word.replace("-", "")
+            return (joined,) if joined in self.numbers else None
+        if not word.isalpha() or len(word) > MAX_WORD or word in self.real_words:
+            return None
+        slip = self.keypad.get(word)
+        if slip is not None:
+            return (slip,)
+        return self._glued(word) or self._prefixed(word) or self._close(word)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the tests use that a fresh machine may lack (installed only when missing):
+# the English word list (answer checker's slip table), nginx (scale-out test), chromium and
+# its driver (dashboard browser tests). Needs root (CI and these machines run as root).
+set -euo pipefail
+missing=()
+[ -f /usr/share/dict/american-english ] || missing+=(wamerican)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "Installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
