@@ -42,12 +42,14 @@ def quiet_third_party_warnings() -> None:
 
 class InstallPatches:
     """A Rasa CLI plugin (Rasa's own pluggy hooks): ``configure_commandline`` runs once the
-    CLI has configured logging, right before the command."""
+    CLI has configured logging and warnings, right before the command."""
 
     @pluggy.HookimplMarker("rasa")
     def configure_commandline(self, cmdline_arguments: Any) -> None:
         from infra import rasa_patches
 
+        # Rasa just asked for every UserWarning once, in front: pyparsing's deprecations are both.
+        quiet_third_party_warnings()
         rasa_patches.install()
         return None  # pluggy drops None: Rasa's endpoints file stays as given
 

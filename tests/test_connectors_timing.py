@@ -11,6 +11,7 @@ import pytest
 from connectors.timing import TurnTimer, current_timer, log_turn
 from infra.rasa_patches import instrument_processor
 
+
 class DummyProcessor:
     async def parse_message(self, message, tracker=None):
         await asyncio.sleep(0.02)
