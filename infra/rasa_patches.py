@@ -95,6 +95,8 @@ def install() -> List[Text]:
         return list(_installed)
     check_version()
     for name in FIXES + tuple(_chosen_speedups()):
+        if name in _installed:  # named twice: wrapped once
+            continue
         patch = _PATCHES.get(name)
         if patch is None:
             logger.warning("unknown RASA_SPEEDUPS entry %r ignored", name)

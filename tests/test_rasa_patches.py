@@ -178,6 +178,7 @@ def test_rasa_speedups_selects_the_speedups_and_the_fixes_stay():
     code = "from infra import rasa_patches; print(rasa_patches.install())"
     assert _python(code, RASA_SPEEDUPS="").stdout.strip() == "['failsafe', 'timing']"
     assert _python(code, RASA_SPEEDUPS="pool, window").stdout.strip() == "['failsafe', 'timing', 'pool', 'window']"
+    assert _python(code, RASA_SPEEDUPS="pool,pool,failsafe").stdout.strip() == "['failsafe', 'timing', 'pool']"
 
 
 # --------------------------------------------------------------------------- every start
