@@ -50,4 +50,4 @@ EXPOSE 5005 5055
 
 # Derive every endpoints.prod.yml variable from REDIS_*/POSTGRES_* (or the URLs), then run.
 ENTRYPOINT ["python", "-m", "infra.settings", "exec", "--"]
-CMD ["rasa", "run", "--model", "models/bakame.tar.gz", "--port", "5005", "--credentials", "credentials.prod.yml", "--endpoints", "endpoints.prod.yml"]
+CMD ["python", "-m", "infra.rasa_main", "run", "--model", "models/bakame.tar.gz", "--port", "5005", "--credentials", "credentials.prod.yml", "--endpoints", "endpoints.prod.yml"]

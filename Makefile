@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
+# Rasa Core (server, shell, interactive, story tests) with the project's patches (infra/rasa_main.py).
+RASA_MAIN := $(PY) -m infra.rasa_main
 MODEL := models/bakame.tar.gz
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3
@@ -36,7 +38,7 @@ actions: setup
 # A terminal chat with the real action server (started here if it is not running).
 shell: train
 	@curl -fs localhost:5055/health >/dev/null 2>&1 || { $(RASA) run actions --actions actions --port 5055 >logs/actions.log 2>&1 & sleep 8; }
-	$(RASA) shell --model $(MODEL) --endpoints endpoints.yml
+	$(RASA_MAIN) shell --model $(MODEL) --endpoints endpoints.yml
 
 # Chat as a learner through the HTTP API of a running `make run` (USSD=1: as a phone's USSD screen).
 sim: setup
@@ -49,7 +51,7 @@ test-unit: setup
 	$(PY) -m pytest -q
 
 test-stories: train
-	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/stories
+	$(RASA_MAIN) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/stories
 
 # Debian packages some tests use (word list, nginx, chromium), installed when missing.
 system-packages:

@@ -3,7 +3,8 @@
 * the fake OpenAI-compatible server (``tests/fake_openai.py``) with a fixed delay;
 * the action server (``bench.action_server`` = ``rasa run actions`` plus a timing
   middleware), progress in PostgreSQL (asyncpg), as in production;
-* the Rasa server with ``endpoints.prod.yml`` (Redis tracker + lock store, PostgreSQL
+* the Rasa server (``bench.rasa_launcher``: ``python -m infra.rasa_main run``, the
+  project's patches installed) with ``endpoints.prod.yml`` (Redis tracker + lock store, PostgreSQL
   event broker through the spool of ``infra.event_broker``) and ``credentials.prod.yml``
   (REST + Twilio voice + Twilio SMS), environment derived by ``infra.settings`` exactly as
   ``make run-prod`` does. Everything is keyed by a per-run Redis key prefix and a
@@ -333,8 +334,7 @@ class BenchStack:
             f"{self.action_workers} worker(s))")
 
         rasa_env = dict(env, SANIC_WORKERS=str(self.rasa_workers))
-        launcher = [py, "-m", "bench.rasa_launcher"] if self.overlay else [str(VENV_BIN / "rasa")]
-        rasa = _spawn("rasa", launcher + ["run", "--model", str(MODEL), "--enable-api",
+        rasa = _spawn("rasa", [py, "-m", "bench.rasa_launcher", "run", "--model", str(MODEL), "--enable-api",
                                "--port", str(self.rasa_port), "--credentials", str(self.credentials),
                                "--endpoints", str(self.endpoints), "--log-file", str(self.rasa_log)],
                       rasa_env, self.workdir / "rasa.stdout.log")

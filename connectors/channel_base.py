@@ -26,8 +26,9 @@ from connectors.security import DEV_SENDER_ID_SECRET, SenderIdHasher, short_ref
 from connectors.session_state import ConversationState
 from connectors.settings import PhoneSettings
 from connectors.state import StateStore, get_state_store
-from connectors.timing import TurnTimer, emit, install_rasa_instrumentation, turn_fields
+from connectors.timing import TurnTimer, emit, turn_fields
 from connectors.turns import TurnRunner, results_of
+from infra import rasa_patches
 from infra.rate_limit import LearnerRateLimit, registered_app
 
 
@@ -70,8 +71,9 @@ class PhoneInputBase(InputChannel):
         self.rate_limit: Optional[LearnerRateLimit] = (
             LearnerRateLimit.with_limits(settings.rate_limits, settings.redis_url) if settings.rate_limits else None
         )
-        if settings.timing_instrumentation:
-            install_rasa_instrumentation()
+        if settings.timing_instrumentation and "timing" not in rasa_patches.installed():
+            self._log.warning("Rasa is not patched (start it with `python -m infra.rasa_main run ...`): turn "
+                              "timings are not split into nlu/policy/actions and every turn reads the store twice.")
 
     def _authenticator(self, settings: Any) -> Any:
         """What checks a request: an object with ``is_valid(request) -> bool``."""

@@ -1,11 +1,11 @@
 """Per-turn timings without personal data.
 
 The channel measures the whole turn; the split between NLU, policy prediction and actions
-happens inside Rasa's ``MessageProcessor``. ``install_rasa_instrumentation`` wraps three of
-its methods once per process (``parse_message``, ``predict_next_with_tracker_if_should``,
-``_run_action`` and ``run_action_extract_slots``); the wrappers only add elapsed time to the
-``TurnTimer`` of the current asyncio task (a ``ContextVar`` set by the channel), so other
-channels and the HTTP API are untouched and pay nothing but a ``ContextVar`` lookup.
+happens inside Rasa's ``MessageProcessor``, whose methods the ``timing`` fix of
+:mod:`infra.rasa_patches` wraps (installed by the launcher, :mod:`infra.rasa_main`). The
+wrappers add elapsed time to the ``TurnTimer`` of the current asyncio task (the
+``measured_turn`` ``ContextVar``, set by the channel through :meth:`TurnTimer.activate`),
+so other channels and the HTTP API are untouched and pay nothing but a ``ContextVar`` lookup.
 
 One log line per turn (logger ``connectors.timing``)::
 
@@ -22,14 +22,13 @@ line carries ``tts_ms`` and a ``total_ms`` that includes it (:func:`with_tts`).
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import time
 from typing import Any, Optional, Text
 
-logger = logging.getLogger(__name__)
+from infra.rasa_patches import measured_turn as _current
 
-_current: "contextvars.ContextVar[Optional[TurnTimer]]" = contextvars.ContextVar("bakame_turn_timer", default=None)
+logger = logging.getLogger(__name__)
 
 
 class TurnTimer:
@@ -101,82 +100,3 @@ def emit(fields: dict) -> dict:
     )
     logger.info("turn %s", line)
     return fields
-
-
-def _wrap_async(original, bucket: Text):
-    @functools.wraps(original)
-    async def wrapper(*args: Any, **kwargs: Any):
-        timer = _current.get()
-        if timer is None:
-            return await original(*args, **kwargs)
-        start = time.perf_counter()
-        try:
-            return await original(*args, **kwargs)
-        finally:
-            setattr(timer, bucket, getattr(timer, bucket) + time.perf_counter() - start)
-
-    wrapper.__bakame_timed__ = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-def _wrap_sync(original, bucket: Text):
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any):
-        timer = _current.get()
-        if timer is None:
-            return original(*args, **kwargs)
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            setattr(timer, bucket, getattr(timer, bucket) + time.perf_counter() - start)
-
-    wrapper.__bakame_timed__ = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-_TARGETS = (
-    ("parse_message", "nlu", True),
-    ("predict_next_with_tracker_if_should", "policy", False),
-    ("_run_action", "actions", True),
-    ("run_action_extract_slots", "actions", True),
-)
-
-
-def _keep_tracker(original):
-    """``MessageProcessor.save_tracker`` that also hands the saved tracker to the turn's
-    timer: the channel reads the learner's language and state from it instead of
-    retrieving (and deserialising) the whole conversation from the store again."""
-    @functools.wraps(original)
-    async def wrapper(self: Any, tracker: Any, *args: Any, **kwargs: Any):
-        result = await original(self, tracker, *args, **kwargs)
-        timer = _current.get()
-        if timer is not None:
-            timer.tracker = tracker
-        return result
-
-    wrapper.__bakame_timed__ = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-def install_rasa_instrumentation(processor_class: Any = None) -> bool:
-    """Wrap the ``MessageProcessor`` methods once; ``False`` if Rasa's layout is unknown."""
-    if processor_class is None:
-        try:
-            from rasa.core.processor import MessageProcessor as processor_class  # noqa: N813
-        except Exception:  # pragma: no cover - Rasa always present in the bot
-            return False
-    installed = True
-    for name, bucket, is_async in _TARGETS:
-        original = getattr(processor_class, name, None)
-        if original is None:
-            logger.debug("MessageProcessor.%s not found; its timing is not split out.", name)
-            installed = False
-            continue
-        if getattr(original, "__bakame_timed__", False):
-            continue
-        setattr(processor_class, name, (_wrap_async if is_async else _wrap_sync)(original, bucket))
-    save = getattr(processor_class, "save_tracker", None)
-    if save is not None and not getattr(save, "__bakame_timed__", False):
-        processor_class.save_tracker = _keep_tracker(save)
-    return installed

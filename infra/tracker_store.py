@@ -13,8 +13,10 @@ the tracker as JSON), with these differences:
   when Redis stays unreachable :class:`infra.errors.StoreUnavailable` is raised. Rasa
   wraps every tracker store in ``FailSafeTrackerStore``, which would swallow the error and
   carry on with an EMPTY tracker (the learner greeted as a stranger, their turn saved
-  nowhere). Importing this module lets ``StoreUnavailable`` -- and only it -- through, so
-  the turn stops and the channel apologises instead (:mod:`infra.rest_channel`).
+  nowhere); the ``failsafe`` fix of :mod:`infra.rasa_patches` (installed by the launcher,
+  :mod:`infra.rasa_main`) lets ``StoreUnavailable`` -- and only it -- through, so the turn
+  stops and the channel apologises instead (:mod:`infra.rest_channel`). Without it this
+  store logs a warning when Rasa creates it.
 * new events go to the event broker only AFTER the tracker was written (Rasa publishes
   first), so the events table never holds a turn the tracker does not.
 * the learner's language is remembered in-process, for the apology when Redis is down.
@@ -45,7 +47,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Text
 import ujson
 
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import FailSafeTrackerStore, RedisTrackerStore
+from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
@@ -57,7 +59,7 @@ from rasa.shared.core.trackers import (
 )
 
 from core.config import as_float, as_int
-from infra import rasa_speedups
+from infra import rasa_patches
 from infra.errors import StoreUnavailable, languages
 from infra.redis_client import ResilientRedis
 
@@ -90,7 +92,9 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
         compact_keep_turns: Any = None,
         **kwargs: Any,
     ) -> None:
-        rasa_speedups.apply()
+        if "failsafe" not in rasa_patches.installed():
+            logger.warning("Rasa is not patched (start it with `python -m infra.rasa_main run ...`): when Redis "
+                           "is down, Rasa will answer from an empty conversation instead of apologising.")
         self.compact_after = as_int(compact_after_turns, 24)
         self.compact_keep = max(2, as_int(compact_keep_turns, 8))
         self.redis = ResilientRedis(
@@ -267,30 +271,3 @@ def _last_session(tracker: Optional[DialogueStateTracker]) -> Optional[DialogueS
         return None
     sessions = get_trackers_for_conversation_sessions(tracker)
     return sessions[-1] if len(sessions) > 1 else tracker
-
-
-# --------------------------------------------------------------------------- FailSafe
-def _install_failsafe_passthrough() -> None:
-    """Let :class:`StoreUnavailable` out of Rasa's ``FailSafeTrackerStore`` (which the Agent
-    wraps around every tracker store); every other error keeps Rasa's own handling."""
-    if getattr(FailSafeTrackerStore, "_bakame_passthrough", False):
-        return
-    on_error = FailSafeTrackerStore.on_tracker_store_error
-    on_retrieve_error = FailSafeTrackerStore.on_tracker_store_retrieve_error
-
-    def on_tracker_store_error(self: FailSafeTrackerStore, error: Exception) -> None:
-        if isinstance(error, StoreUnavailable):
-            raise error
-        on_error(self, error)
-
-    def on_tracker_store_retrieve_error(self: FailSafeTrackerStore, error: Exception) -> None:
-        if isinstance(error, StoreUnavailable):
-            raise error
-        on_retrieve_error(self, error)
-
-    FailSafeTrackerStore.on_tracker_store_error = on_tracker_store_error  # type: ignore[assignment]
-    FailSafeTrackerStore.on_tracker_store_retrieve_error = on_tracker_store_retrieve_error  # type: ignore[assignment]
-    FailSafeTrackerStore._bakame_passthrough = True  # type: ignore[attr-defined]
-
-
-_install_failsafe_passthrough()

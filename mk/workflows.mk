@@ -41,7 +41,7 @@ interactive: train
 	  echo "Starting the action server on :$(ACTIONS_PORT) (logs/actions.log)"; \
 	  $(RASA) run actions --actions actions --port $(ACTIONS_PORT) >logs/actions.log 2>&1 & \
 	  for i in $$(seq 1 60); do curl -fs localhost:$(ACTIONS_PORT)/health >/dev/null 2>&1 && break; sleep 1; done; }
-	$(RASA) interactive --model $(MODEL) --endpoints endpoints.yml --port $(INTERACTIVE_PORT) --e2e --skip-visualization
+	$(RASA_MAIN) interactive --model $(MODEL) --endpoints endpoints.yml --port $(INTERACTIVE_PORT) --e2e --skip-visualization
 
 workflows-help:
 	@sed -n '2,13p' mk/workflows.mk

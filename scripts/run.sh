@@ -72,5 +72,6 @@ Stop with Ctrl-C.
 
 MSG
 fi
-.venv/bin/rasa run --model models/bakame.tar.gz "${api_args[@]}" --port "$RASA_PORT" \
+# Rasa through the project's launcher: its patches installed, third-party warnings quiet.
+.venv/bin/python -m infra.rasa_main run --model models/bakame.tar.gz "${api_args[@]}" --port "$RASA_PORT" \
   --credentials "$CREDENTIALS" --endpoints "$ENDPOINTS"

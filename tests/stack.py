@@ -19,6 +19,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "bakame.tar.gz"
+# Rasa Core started as every start does: the project's launcher (patches installed, infra/rasa_main.py).
+RASA_MAIN = [sys.executable, "-m", "infra.rasa_main"]
 
 
 def free_port() -> int:
@@ -76,7 +78,7 @@ class Stack:
         )
         log = self.workdir / "rasa.log"
         self.rasa = subprocess.Popen(
-            [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--enable-api", "--port", str(self.rasa_port),
+            [*RASA_MAIN, "run", "--model", str(MODEL), "--enable-api", "--port", str(self.rasa_port),
              "--credentials", str(self.credentials), "--endpoints", str(endpoints)],
             cwd=ROOT, env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         )

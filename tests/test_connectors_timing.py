@@ -1,4 +1,5 @@
-"""Per-turn timings (connectors.timing): Rasa's processor is instrumented per turn only."""
+"""Per-turn timings (connectors.timing, and the ``timing`` fix of infra.rasa_patches that
+instruments Rasa's processor): only a measured turn is timed."""
 from __future__ import annotations
 
 import asyncio
@@ -7,9 +8,8 @@ import time
 
 import pytest
 
-from connectors.timing import TurnTimer, current_timer, install_rasa_instrumentation, log_turn
-
-pytestmark = pytest.mark.asyncio
+from connectors.timing import TurnTimer, current_timer, log_turn
+from infra.rasa_patches import instrument_processor
 
 
 class DummyProcessor:
@@ -41,8 +41,8 @@ async def _one_turn(processor):
 
 
 async def test_wrappers_split_the_turn_into_nlu_policy_and_actions():
-    assert install_rasa_instrumentation(DummyProcessor) is True
-    assert install_rasa_instrumentation(DummyProcessor) is True  # idempotent
+    assert instrument_processor(DummyProcessor) is True
+    assert instrument_processor(DummyProcessor) is True  # idempotent
     processor = DummyProcessor()
     timer = TurnTimer().activate()
     try:
@@ -59,14 +59,14 @@ async def test_wrappers_split_the_turn_into_nlu_policy_and_actions():
 
 
 async def test_without_an_active_turn_nothing_is_recorded():
-    install_rasa_instrumentation(DummyProcessor)
+    instrument_processor(DummyProcessor)
     other = TurnTimer()
     await _one_turn(DummyProcessor())  # e.g. the REST channel or the HTTP API
     assert other.nlu == other.policy == other.actions == 0
 
 
 async def test_concurrent_turns_do_not_mix():
-    install_rasa_instrumentation(DummyProcessor)
+    instrument_processor(DummyProcessor)
 
     async def turn(repeats):
         timer = TurnTimer().activate()
@@ -84,7 +84,7 @@ async def test_concurrent_turns_do_not_mix():
 async def test_rasa_message_processor_has_the_instrumented_methods():
     from rasa.core.processor import MessageProcessor
 
-    assert install_rasa_instrumentation() is True
+    assert instrument_processor() is True
     for name in ("parse_message", "predict_next_with_tracker_if_should", "_run_action", "run_action_extract_slots"):
         assert getattr(getattr(MessageProcessor, name), "__bakame_timed__", False), name
 
@@ -107,8 +107,8 @@ async def test_the_turn_keeps_the_tracker_rasa_saved():
     from rasa.shared.core.events import SlotSet
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    install_rasa_instrumentation(DummyProcessor)
-    install_rasa_instrumentation(DummyProcessor)  # wrapped once only
+    instrument_processor(DummyProcessor)
+    instrument_processor(DummyProcessor)  # wrapped once only
 
     async def turn(sender, language):
         tracker = DialogueStateTracker.from_events(sender, [SlotSet("language", language)])

@@ -1,6 +1,8 @@
 """`make run`'s start script brings up a server that answers in the learner's language,
-and `make sim`'s script talks to it."""
+and `make sim`'s script talks to it; what it prints is BAKAME's and Rasa's own (the patches
+of Rasa installed, no third-party warnings)."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +25,10 @@ def test_run_script_serves_rest_in_the_learners_language(tmp_path):
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{port}/status", process, log, ok=lambda r: r.ok and r.json().get("model_file"))
+        screen = log.read_text()
+        assert "infra.rasa_patches  - Rasa 3.6.21 patched: failsafe, timing, schema, events, pool, window" in screen
+        # Python's warning format (file:line: SomethingWarning:) from a library: none on the first screen
+        assert not re.findall(r"^\S+:\d+: \w*Warning:", screen, re.MULTILINE), screen
         url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
         sender = f"run-{uuid.uuid4().hex[:8]}"
         texts = [m["text"] for m in requests.post(url, json={"sender": sender, "message": "muraho"}, timeout=60).json()]

@@ -47,7 +47,7 @@ from infra.lock_store import ResilientRedisLockStore
 from infra.settings import production_env
 from infra.tracker_store import ResilientRedisTrackerStore
 from tests.services import LocalPostgres, RedisServer, free_port
-from tests.stack import MODEL, ROOT, VENV_BIN, Stack, _stop, ensure_model, stack_env, wait_for
+from tests.stack import MODEL, RASA_MAIN, ROOT, Stack, _stop, ensure_model, stack_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -256,8 +256,12 @@ def test_tracker_store_publishes_each_event_once_and_only_after_the_write(redis_
 
 def test_failsafe_tracker_store_lets_store_unavailable_through():
     """Rasa wraps every tracker store in FailSafeTrackerStore, which would carry on with an
-    empty tracker; infra.tracker_store makes StoreUnavailable (only) propagate."""
+    empty tracker; the failsafe fix of infra.rasa_patches makes StoreUnavailable (only) propagate."""
     from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+
+    from infra import rasa_patches
+
+    assert "failsafe" in rasa_patches.install()
 
     async def scenario():
         dead = ResilientRedisTrackerStore(_domain(), host="127.0.0.1", port=free_port(), retries=1,
@@ -301,7 +305,7 @@ def test_rest_guard_answers_only_the_apology_when_the_stores_fail():
 
 # =========================================================================== part 2
 class RasaServer:
-    """``rasa run`` with the production endpoints and channels."""
+    """``python -m infra.rasa_main run`` with the production endpoints and channels."""
 
     def __init__(self, name: str, workdir: Path, env: Dict[str, str]) -> None:
         self.name = name
@@ -317,7 +321,7 @@ class RasaServer:
 
     def start(self) -> "RasaServer":
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--enable-api", "--auth-token", API_TOKEN,
+            [*RASA_MAIN, "run", "--model", str(MODEL), "--enable-api", "--auth-token", API_TOKEN,
              "--port", str(self.port),
              "--credentials", str(ROOT / "credentials.prod.yml"), "--endpoints", str(ROOT / "endpoints.prod.yml")],
             cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,

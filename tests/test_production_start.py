@@ -70,7 +70,7 @@ def _settings_cli(*args, env):
 def test_check_and_exec_refuse_with_one_line_and_never_run_the_command(tmp_path):
     env = _without_secrets(stack_env(tmp_path))
     marker = tmp_path / "ran"
-    for args in (["check"], ["exec", "--", "rasa", "run", "--touch", str(marker)]):
+    for args in (["check"], ["exec", "--", "python", "-m", "infra.rasa_main", "run", "--touch", str(marker)]):
         result = _settings_cli(*args, env=env)
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()

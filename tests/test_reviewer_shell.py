@@ -1,4 +1,5 @@
-"""The reviewers' terminal chat (`make shell`): `rasa shell` with the trained model and the real
+"""The reviewers' terminal chat (`make shell`): `rasa shell` (through the project's launcher,
+`python -m infra.rasa_main shell`) with the trained model and the real
 action server, driven through a pseudo-terminal like a person typing. A Kinyarwanda greeting gets
 the bilingual welcome and the name question in Kinyarwanda; asking for English switches the
 conversation; /stop ends the shell cleanly.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import MODEL, ROOT, VENV_BIN, _stop, ensure_model, free_port, stack_env, wait_for
+from tests.stack import MODEL, RASA_MAIN, ROOT, VENV_BIN, _stop, ensure_model, free_port, stack_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +98,7 @@ def shell(tmp_path_factory):
     endpoints = workdir / "endpoints.yml"
     endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n')
     # The shell loads the model while the action server starts (both take a while).
-    terminal = Terminal([str(VENV_BIN / "rasa"), "shell", "--model", str(MODEL), "--endpoints", str(endpoints),
+    terminal = Terminal([*RASA_MAIN, "shell", "--model", str(MODEL), "--endpoints", str(endpoints),
                          "--port", str(free_port())], cwd=ROOT, env=env)
     try:
         wait_for(f"http://127.0.0.1:{actions_port}/health", actions, log)
@@ -131,6 +132,6 @@ def test_make_interactive_runs_the_action_server_and_rasa_interactive():
                          capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     assert "rasa run actions --actions actions --port 5055" in dry.stdout
-    command = next(line for line in dry.stdout.splitlines() if "rasa interactive" in line)
+    command = next(line for line in dry.stdout.splitlines() if "-m infra.rasa_main interactive" in line)
     for part in ("--model models/bakame.tar.gz", "--endpoints endpoints.yml", "--e2e"):
         assert part in command

@@ -1,0 +1,292 @@
+"""The patches of Rasa (infra/rasa_patches.py, issues 6 and 12) and the launcher every Rasa
+start goes through (infra/rasa_main.py).
+
+Each speed-up keeps Rasa's behaviour and does less work -- checked against Rasa's own code
+where it exists; install() is idempotent and refuses another Rasa version; every start
+(make run, make run-prod, Docker, make shell/interactive/test-stories, the benchmark, the
+tests' servers) uses the launcher; and the stack as `make run` starts it has the patches
+(what the real action server receives, observed on the wire).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import List
+
+import pytest
+import requests
+from aiohttp import web
+
+from infra import rasa_patches
+from tests.stack import ROOT, Stack, ensure_model, stack_env
+
+
+@pytest.fixture(scope="module", autouse=True)
+def applied():
+    names = rasa_patches.install()
+    assert names == ["failsafe", "timing", "schema", "events", "pool", "window"]
+    return names
+
+
+async def test_action_results_are_still_validated():
+    from jsonschema import ValidationError
+    from rasa.core.actions.action import RemoteAction
+
+    action = RemoteAction("action_x", None)
+    assert action._validate_action_result({"events": [{"event": "slot", "name": "a", "value": 1}], "responses": []})
+    with pytest.raises(ValidationError):
+        action._validate_action_result({"events": "not a list"})
+    with pytest.raises(ValidationError):
+        action._validate_action_result({"events": [{"no_event_key": 1}]})
+
+
+async def test_events_resolve_to_the_same_classes():
+    import rasa.shared.utils.common
+    from rasa.shared.core.events import Event, SlotSet, UserUttered
+
+    assert Event.resolve_by_type("slot") is SlotSet
+    assert Event.resolve_by_type("user") is UserUttered
+    for cls in rasa.shared.utils.common.all_subclasses(Event):
+        assert Event.resolve_by_type(cls.type_name) is not None
+    assert Event.resolve_by_type("no_such_event", default=SlotSet) is SlotSet
+    with pytest.raises(ValueError):
+        Event.resolve_by_type("no_such_event")
+
+
+def _tracker(turns: int):
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    events = [ActionExecuted("action_session_start"), SlotSet("language", "rw"), ActionExecuted("action_listen")]
+    for i in range(turns):
+        events += [UserUttered(f"turn {i}"), BotUttered(f"answer {i}"), ActionExecuted("action_listen")]
+    return DialogueStateTracker.from_events("learner", events)
+
+
+async def test_the_action_server_gets_the_last_three_turns_and_the_full_state():
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.domain import Domain
+
+    domain = Domain.from_yaml("version: '3.1'\nslots:\n  language:\n    type: text\n    mappings: []\n")
+    action = RemoteAction("action_x", None)
+    long = action._action_call_format(_tracker(25), domain)
+    texts = [e["text"] for e in long["tracker"]["events"] if e["event"] == "user"]
+    assert texts == [f"turn {i}" for i in range(22, 25)]
+    assert long["tracker"]["slots"]["language"] == "rw"
+    assert long["tracker"]["latest_message"]["text"] == "turn 24"
+    assert long["next_action"] == "action_x" and long["sender_id"] == "learner"
+    short = action._action_call_format(_tracker(2), domain)
+    assert [e["text"] for e in short["tracker"]["events"] if e["event"] == "user"] == [f"turn {i}" for i in range(2)]
+    assert short["tracker"]["events"][0]["name"] == "action_session_start"  # untouched: Rasa's own format
+
+
+async def test_action_calls_reuse_one_connection():
+    """Rasa 3.6 opens a new connection per action call; pooled, consecutive calls share one."""
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.utils.endpoints import EndpointConfig
+
+    peers: List[int] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername")[1])
+        body = await request.json()
+        return web.json_response({"events": [{"event": "slot", "name": "language", "value": "en"}],
+                                  "responses": [{"text": f"ran {body['next_action']}"}]})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        domain = Domain.from_yaml("version: '3.1'\nslots:\n  language:\n    type: text\n    mappings: []\n")
+        action = RemoteAction("action_x", EndpointConfig(f"http://127.0.0.1:{port}/webhook"))
+        output = CollectingOutputChannel()
+        nlg = TemplatedNaturalLanguageGenerator(domain.responses)
+        results = []
+        for _ in range(3):
+            results.append(await action.run(output, nlg, _tracker(2), domain))
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert len(peers) == 3 and len(set(peers)) == 1, peers
+    assert [e.value for events in results for e in events if e.__class__.__name__ == "SlotSet"] == ["en"] * 3
+    assert [e.text for events in results for e in events if e.__class__.__name__ == "BotUttered"] == \
+        ["ran action_x"] * 3
+
+
+# --------------------------------------------------------------------------- install()
+def _patched_methods():
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    return {
+        "run": RemoteAction.run, "format": RemoteAction._action_call_format,
+        "validate": RemoteAction._validate_action_result, "parse": MessageProcessor.parse_message,
+        "save": MessageProcessor.save_tracker, "failsafe": FailSafeTrackerStore.on_tracker_store_error,
+    }
+
+
+def test_install_is_idempotent():
+    before = _patched_methods()
+    assert rasa_patches.install() == rasa_patches.installed() == ["failsafe", "timing", "schema", "events", "pool",
+                                                                   "window"]
+    assert _patched_methods() == before  # nothing wrapped twice
+    assert getattr(before["parse"], "__bakame_timed__", False)
+
+
+def test_another_rasa_version_is_refused_and_nothing_is_patched(monkeypatch):
+    import rasa
+
+    before = _patched_methods()
+    monkeypatch.setattr(rasa, "__version__", "3.7.0")
+    monkeypatch.setattr(rasa_patches, "_installed", [])  # as in a fresh process
+    with pytest.raises(rasa_patches.UnsupportedRasa, match=r"written for Rasa 3\.6\.21 and this is Rasa 3\.7\.0"):
+        rasa_patches.install()
+    assert rasa_patches.installed() == []
+    assert _patched_methods() == before
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    inherited = {k: v for k, v in os.environ.items() if k not in ("RASA_SPEEDUPS", "ACTION_EVENTS_TURNS")}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**inherited, "PYTHONPATH": str(ROOT), **env})
+
+
+def test_the_launcher_refuses_another_rasa_version_in_one_line():
+    result = _python("import rasa; rasa.__version__ = '3.7.0'\n"
+                     "from infra.rasa_main import main; main(['run', '--model', 'models/bakame.tar.gz'])")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "infra.rasa_main: infra/rasa_patches.py was written for Rasa 3.6.21 and this is Rasa 3.7.0: nothing was "
+        "patched. Check each patch against Rasa 3.7.0, then change RASA_VERSION."]
+
+
+def test_rasa_speedups_selects_the_speedups_and_the_fixes_stay():
+    code = "from infra import rasa_patches; print(rasa_patches.install())"
+    assert _python(code, RASA_SPEEDUPS="").stdout.strip() == "['failsafe', 'timing']"
+    assert _python(code, RASA_SPEEDUPS="pool, window").stdout.strip() == "['failsafe', 'timing', 'pool', 'window']"
+    assert _python(code, RASA_SPEEDUPS="pool,pool,failsafe").stdout.strip() == "['failsafe', 'timing', 'pool']"
+
+
+# --------------------------------------------------------------------------- every start
+# A Rasa Core start (run, shell, interactive, test) that is not `python -m infra.rasa_main`:
+# `rasa run actions` (rasa_sdk) and `rasa test nlu` (no dialogue) need no patches.
+DIRECT_COMMAND = re.compile(r"(?:^|[\s;&|(])(?:\S*/)?(?:rasa|\$\(RASA\))\s+(?:run|shell|interactive|test)\b"
+                            r"(?!\s+(?:actions|nlu)\b)")
+DIRECT_ARGV = re.compile(r"""["']rasa["']\)?\s*,\s*["'](?:run|shell|interactive|test)["']"""
+                         r"""(?!\s*,\s*["'](?:actions|nlu)["'])""")
+START_FILES = ("scripts/run.sh", "Dockerfile", "docker-compose.yml", "Makefile", "mk/workflows.mk",
+               "bench/rasa_launcher.py", "tests/stack.py", "tests/test_production_stack.py",
+               "tests/test_reviewer_shell.py")
+
+
+def test_the_static_check_recognises_a_direct_start():
+    for direct in (".venv/bin/rasa run --model m", "$(RASA) shell --model m", "\trasa test core --stories s"):
+        assert DIRECT_COMMAND.search(direct), direct
+    for direct in ('[str(VENV_BIN / "rasa"), "run", "--model"', 'CMD ["rasa", "run", "--model"'):
+        assert DIRECT_ARGV.search(direct), direct
+    for fine in ("rasa run actions --actions actions", "$(RASA) test nlu --nlu d", "python -m infra.rasa_main run",
+                 '[str(VENV_BIN / "rasa"), "run", "actions"', '["rasa", "run", "actions", "--port"'):
+        assert not DIRECT_COMMAND.search(fine) and not DIRECT_ARGV.search(fine), fine
+
+
+def test_every_rasa_start_goes_through_the_launcher():
+    commands = [ROOT / name for name in ("Dockerfile", "docker-compose.yml", "Makefile")]
+    commands += sorted((ROOT / "scripts").glob("*.sh")) + sorted((ROOT / "mk").glob("*.mk"))
+    code = [p for d in ("bench", "scripts", "tests") for p in sorted((ROOT / d).glob("*.py"))
+            if p.name != "test_rasa_patches.py"]
+    direct = []
+    for path in commands + code:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if path in commands and line.lstrip().startswith("#"):
+                continue
+            if (path in commands and DIRECT_COMMAND.search(line)) or DIRECT_ARGV.search(line):
+                direct.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert direct == []
+    for name in START_FILES:
+        assert "infra.rasa_main" in (ROOT / name).read_text() or "RASA_MAIN" in (ROOT / name).read_text(), name
+
+
+# --------------------------------------------------------------------------- e2e
+class RecordingProxy:
+    """Between Rasa and the real action server: forwards every call, keeps what Rasa sent."""
+
+    def __init__(self, target: str) -> None:
+        self.calls: List[dict] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # /health
+                self._answer(requests.get(target.rsplit("/", 1)[0] + self.path, timeout=30))
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.calls.append(json.loads(body))
+                self._answer(requests.post(target, data=body, headers={"Content-Type": "application/json"},
+                                           timeout=60))
+
+            def _answer(self, response: requests.Response) -> None:
+                self.send_response(response.status_code)
+                self.send_header("Content-Type", response.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(response.content)))
+                self.end_headers()
+                self.wfile.write(response.content)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.e2e
+def test_the_make_run_stack_sends_the_action_server_the_last_three_turns(tmp_path):
+    """tests/stack.py starts Rasa as `make run` does (the launcher, endpoints.yml-like
+    defaults); before issue 12 only endpoints.prod.yml got the window. Rasa keeps the whole
+    conversation; the real action server gets the last 3 learner turns and the full state,
+    and still answers as before."""
+    ensure_model()
+    env = stack_env(tmp_path)
+    actions = Stack(workdir=tmp_path, env=env)
+    actions.start_actions()
+    proxy = RecordingProxy(f"http://127.0.0.1:{actions.actions_port}/webhook")
+    rasa = Stack(workdir=tmp_path, env=env, actions_port=proxy.port)
+    try:
+        rasa.start_rasa()
+        said = ["hi", "I am Eric", "hello", "hey there", "good morning"]
+        replies, calls_by_turn = [], []
+        for text in said:
+            first = len(proxy.calls)
+            replies.append(rasa.texts("window-learner", text))
+            calls_by_turn.append(proxy.calls[first:])
+        conversation = requests.get(f"{rasa.url}/conversations/window-learner/tracker", timeout=30).json()
+    finally:
+        rasa.stop()
+        actions.stop()
+        proxy.server.shutdown()
+    assert [e["text"] for e in conversation["events"] if e["event"] == "user"] == said  # Rasa keeps everything
+    assert replies[1][0] == "Nice to meet you, Eric!" and replies[4][0] == "Welcome back, Eric!"
+
+    def user_texts(call: dict) -> List[str]:
+        return [e["text"] for e in call["tracker"]["events"] if e["event"] == "user"]
+
+    assert all(len(user_texts(call)) <= 3 for turn in calls_by_turn for call in turn)
+    turn2 = [c for c in calls_by_turn[1] if c["tracker"]["latest_message"]["text"] == said[1]]
+    assert turn2 and all(user_texts(c) == said[:2] for c in turn2)  # short conversations: as Rasa sends them
+    turn5 = [c for c in calls_by_turn[4] if c["tracker"]["latest_message"]["text"] == said[4]]
+    assert turn5 and all(user_texts(c) == said[2:] for c in turn5)
+    assert all(c["tracker"]["slots"]["name"] == "Eric" for c in turn5)  # the state in full
