@@ -26,6 +26,9 @@ database down or restarting, the turn fails. Here:
 The ``events`` table keeps Rasa's schema (``id`` serial, ``sender_id``, ``data`` = the
 event as JSON, exactly what ``SQLEventBroker`` writes) plus one nullable column
 ``event_key`` with a unique index, so Rasa's tooling and Rasa's own broker still work on it.
+``id`` is the order rows reached PostgreSQL: with several Rasa processes (each its own spool)
+a learner's events may arrive out of turn order, so readers order by the event's
+``timestamp`` (``scripts/report.py`` does).
 Several processes may share one spool file (SQLite locking; one flushes at a time). The spool
 itself (``infra/spool.py``) is shared with the progress store's write queue.
 """

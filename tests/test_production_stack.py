@@ -402,7 +402,10 @@ class ProductionStack:
                 cur.execute("SELECT to_regclass('events') IS NOT NULL")
                 if not cur.fetchone()[0]:
                     return []
-                cur.execute("SELECT data, event_key FROM events WHERE sender_id = %s ORDER BY id", (sender,))
+                # Several Rasa processes flush their own spools: row ids are the order rows reached
+                # PostgreSQL, the events' timestamps the conversation's order (what readers use).
+                cur.execute("SELECT data, event_key FROM events WHERE sender_id = %s "
+                            "ORDER BY (data::json->>'timestamp')::float, id", (sender,))
                 return [dict(json.loads(data), _key=key) for data, key in cur.fetchall()]
         finally:
             conn.close()
