@@ -36,6 +36,11 @@ if [ "$mode" = prod ]; then
 else
   ENDPOINTS=${ENDPOINTS:-endpoints.yml}
   CREDENTIALS=${CREDENTIALS:-credentials.yml}
+  if [ "$ACTIONS_PORT" != 5055 ] && [ "$ENDPOINTS" = endpoints.yml ]; then
+    # endpoints.yml names port 5055 (Rasa 3.6 has no variable defaults): a copy for this port.
+    sed "s#localhost:5055#localhost:$ACTIONS_PORT#" endpoints.yml > "logs/endpoints.$ACTIONS_PORT.yml"
+    ENDPOINTS=logs/endpoints.$ACTIONS_PORT.yml
+  fi
   # Local trials without Twilio: unsigned requests accepted (never on a public URL).
   export TWILIO_VALIDATE_SIGNATURE=${TWILIO_VALIDATE_SIGNATURE:-false}
   api_args=(--enable-api)

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.e2e
 
 def test_run_script_serves_rest_in_the_learners_language(tmp_path):
     ensure_model()
-    port = free_port()
-    env = stack_env(tmp_path, RASA_PORT=str(port))  # action server on the default 5055 (endpoints.yml)
+    port, actions_port = free_port(), free_port()
+    env = stack_env(tmp_path, RASA_PORT=str(port), ACTIONS_PORT=str(actions_port))
     log = tmp_path / "run.log"
     process = subprocess.Popen([str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=env, stdout=log.open("wb"),
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -44,7 +44,7 @@ def test_run_script_serves_rest_in_the_learners_language(tmp_path):
         process.wait(timeout=30)
     # Ctrl-C / TERM stops the action server too
     with pytest.raises(requests.ConnectionError):
-        requests.get("http://127.0.0.1:5055/health", timeout=2)
+        requests.get(f"http://127.0.0.1:{actions_port}/health", timeout=2)
 
 
 def test_sim_says_clearly_when_nothing_is_running():
