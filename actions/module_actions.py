@@ -100,6 +100,19 @@ class ActionAskAnswer(Action):
         return []
 
 
+# Mid-lesson, only a message the NLU is sure is off-topic is set aside; anything less certain
+# (nlu_fallback, a weaker out_of_scope) is the learner's answer. Debate turns are free opinions,
+# so there every message is an answer.
+OFF_TOPIC_CONFIDENCE = 0.9
+FREE_TEXT_MODULES = ("debate",)
+
+
+def clearly_off_topic(tracker: Tracker, module: Text) -> bool:
+    intent = (tracker.latest_message or {}).get("intent") or {}
+    return (module not in FREE_TEXT_MODULES and intent.get("name") == "out_of_scope"
+            and float(intent.get("confidence") or 0.0) >= OFF_TOPIC_CONFIDENCE)
+
+
 class ValidateTutorForm(FormValidationAction):
     """Every learner turn inside a module goes to that module's tutor; the form never ends
     by itself (the answer slot is emptied again), only by stop, goodbye or a switch."""
@@ -113,6 +126,10 @@ class ValidateTutorForm(FormValidationAction):
             # Also reached when a module start empties the slot: nothing was said yet.
             return {"answer": None}
         language = language_of(tracker)
+        if clearly_off_topic(tracker, module):
+            # Not graded: a friendly nudge, then the form asks the same question again.
+            dispatcher.utter_message(text=messages.text("back_to_question", language))
+            return {"answer": None, "tutor_state": {k: v for k, v in _state(tracker).items() if k != ASKED}}
         progress = await learner_store.load(learner_id(tracker), module)
         state_before, level_before = _state(tracker), progress.level
         reply = get_tutor(module).answer(value, language, progress, state_before)
