@@ -101,16 +101,20 @@ class ActionAskAnswer(Action):
 
 
 # Mid-lesson, only a message the NLU is sure is off-topic is set aside; anything less certain
-# (nlu_fallback, a weaker out_of_scope) is the learner's answer. Debate turns are free opinions,
-# so there every message is an answer.
+# (nlu_fallback, a weaker out_of_scope) is the learner's answer. Short phrases are answers too:
+# the NLU calls "a red car", "my mother" or "Kigali" off-topic, yet they answer a reading
+# question; an off-topic request is a sentence. Debate turns are free opinions: always answers.
 OFF_TOPIC_CONFIDENCE = 0.9
+OFF_TOPIC_MIN_WORDS = 4
 FREE_TEXT_MODULES = ("debate",)
 
 
 def clearly_off_topic(tracker: Tracker, module: Text) -> bool:
-    intent = (tracker.latest_message or {}).get("intent") or {}
+    message = tracker.latest_message or {}
+    intent = message.get("intent") or {}
     return (module not in FREE_TEXT_MODULES and intent.get("name") == "out_of_scope"
-            and float(intent.get("confidence") or 0.0) >= OFF_TOPIC_CONFIDENCE)
+            and float(intent.get("confidence") or 0.0) >= OFF_TOPIC_CONFIDENCE
+            and len(str(message.get("text") or "").split()) >= OFF_TOPIC_MIN_WORDS)
 
 
 class ValidateTutorForm(FormValidationAction):

@@ -118,13 +118,14 @@ async def test_clearly_off_topic_message_gets_back_to_the_question(language, nud
     assert set_slots["tutor_state"] == {k: v for k, v in slots["tutor_state"].items() if k != "_asked"}
 
 
-@pytest.mark.parametrize("module, intent, confidence", [
-    ("math", "nlu_fallback", 0.5),    # not clearly anything: the learner's answer
-    ("math", "out_of_scope", 0.75),   # off-topic, but not sure enough to set it aside
-    ("debate", "out_of_scope", 0.99),  # a debate turn is always an answer
+@pytest.mark.parametrize("module, text, intent, confidence", [
+    ("math", "people should travel more by bus", "nlu_fallback", 0.5),  # not clearly anything
+    ("math", "people should travel more by bus", "out_of_scope", 0.75),  # not sure enough
+    ("debate", "people should travel more by bus", "out_of_scope", 0.99),  # a debate turn is an answer
+    ("reading", "a red car", "out_of_scope", 1.0),  # a short phrase answers a reading question
 ])
-async def test_anything_less_than_clearly_off_topic_is_graded_as_the_answer(module, intent, confidence):
+async def test_anything_less_than_clearly_off_topic_is_graded_as_the_answer(module, text, intent, confidence):
     slots = await start(module)
-    texts, set_slots = await say_in_lesson(slots, "people should travel more by bus", intent, confidence)
+    texts, set_slots = await say_in_lesson(slots, text, intent, confidence)
     assert texts and not any("back to the question" in t for t in texts)
     assert set_slots["tutor_state"].get("_asked") is True  # the tutor replied with its next step
