@@ -100,6 +100,23 @@ class ActionAskAnswer(Action):
         return []
 
 
+# Mid-lesson, only a message the NLU is sure is off-topic is set aside; anything less certain
+# (nlu_fallback, a weaker out_of_scope) is the learner's answer. Short phrases are answers too:
+# the NLU calls "a red car", "my mother" or "Kigali" off-topic, yet they answer a reading
+# question; an off-topic request is a sentence. Debate turns are free opinions: always answers.
+OFF_TOPIC_CONFIDENCE = 0.9
+OFF_TOPIC_MIN_WORDS = 4
+FREE_TEXT_MODULES = ("debate",)
+
+
+def clearly_off_topic(tracker: Tracker, module: Text) -> bool:
+    message = tracker.latest_message or {}
+    intent = message.get("intent") or {}
+    return (module not in FREE_TEXT_MODULES and intent.get("name") == "out_of_scope"
+            and float(intent.get("confidence") or 0.0) >= OFF_TOPIC_CONFIDENCE
+            and len(str(message.get("text") or "").split()) >= OFF_TOPIC_MIN_WORDS)
+
+
 class ValidateTutorForm(FormValidationAction):
     """Every learner turn inside a module goes to that module's tutor; the form never ends
     by itself (the answer slot is emptied again), only by stop, goodbye or a switch."""
@@ -113,6 +130,10 @@ class ValidateTutorForm(FormValidationAction):
             # Also reached when a module start empties the slot: nothing was said yet.
             return {"answer": None}
         language = language_of(tracker)
+        if clearly_off_topic(tracker, module):
+            # Not graded: a friendly nudge, then the form asks the same question again.
+            dispatcher.utter_message(text=messages.text("back_to_question", language))
+            return {"answer": None, "tutor_state": {k: v for k, v in _state(tracker).items() if k != ASKED}}
         progress = await learner_store.load(learner_id(tracker), module)
         state_before, level_before = _state(tracker), progress.level
         reply = get_tutor(module).answer(value, language, progress, state_before)

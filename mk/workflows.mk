@@ -6,12 +6,14 @@
 #   make evaluate       train if needed, per-language NLU reports, story tests, model card -> results/
 #                       MODEL=path/to/model.tar.gz   evaluate that model instead
 #                       CONFIG=configs/x.yml         train models/x.tar.gz with that config and evaluate it
+#                       (includes the off-topic section: results/oos.md, docs/nlu-evaluation.md)
+#   make evaluate-oos   only the off-topic false-command rate + in-scope held-out accuracy (MODEL=...)
 #   make compare A=config.yml B=configs/x.yml        per-language cross-validation of two configs
 #   make compare A=models/a.tar.gz B=models/b.tar.gz two models on the same data -> results/compare.md
 #   make interactive    action server + rasa interactive (correct a conversation, save it as a test story)
 #   make shell          (in the Makefile) a free chat in the terminal
 
-.PHONY: check-data evaluate compare interactive workflows-help
+.PHONY: check-data evaluate evaluate-oos compare interactive workflows-help
 
 OUT ?= results
 FOLDS ?= 3
@@ -26,6 +28,11 @@ check-data: setup
 
 evaluate: setup
 	$(PY) scripts/evaluate.py --out $(OUT)$(if $(filter command line,$(origin MODEL)), --model $(MODEL))$(if $(CONFIG), --config $(CONFIG)) $(EVALUATE_FLAGS)
+
+# Only the off-topic measurement (held-out native utterances taken as commands, in-scope held-out
+# accuracy) of models/bakame.tar.gz or MODEL=...: no training, no story tests (~1 minute).
+evaluate-oos: setup
+	$(PY) scripts/evaluate.py --oos-only --out $(OUT)$(if $(filter command line,$(origin MODEL)), --model $(MODEL))
 
 compare: setup
 	@if [ -z "$(A)" ] || [ -z "$(B)" ]; then \

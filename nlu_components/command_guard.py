@@ -7,6 +7,13 @@ the message holds at least one of that intent's characteristic words (seen in it
 training examples and in few other intents), allowing small misspellings; otherwise the
 message becomes `nlu_fallback`: inside an activity it is taken as the learner's answer,
 outside it gets a rephrase prompt.
+
+One keyword is not always enough: off-topic requests by native speakers share words with
+commands ("Rwanda" with set_language, "tomorrow" with goodbye, "guhagarika konti" - freeze an
+account - with stop). Native off-topic examples in the training data (out_of_scope) teach DIET
+most of them; in addition a message of several words made mostly of words that no in-scope
+example has is not clearly a command (measured on held-out native utterances:
+docs/nlu-evaluation.md).
 """
 from __future__ import annotations
 
@@ -53,16 +60,24 @@ class CommandGuard(GraphComponent, IntentClassifier):
             "max_intents_per_word": 3,
             "shared_max_intents": 6,
             "shared_min_share": 0.25,
+            # A message of at least `unfamiliar_min_words` words of which more than this
+            # share were never seen in an in-scope example is not clearly a command.
+            "unfamiliar_min_words": 4,
+            "max_unfamiliar_share": 0.5,
+            # Intents whose words do not make a message familiar (off-topic examples).
+            "unfamiliar_intents": ["out_of_scope"],
             # How close a misspelt word must be to a known one (difflib ratio).
             "min_similarity": 0.8,
         }
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-                 vocab: Optional[Dict[Text, Set[Text]]] = None) -> None:
+                 vocab: Optional[Dict[Text, Set[Text]]] = None, known: Optional[Set[Text]] = None) -> None:
         self.config = {**self.get_default_config(), **config}
         self._storage = model_storage
         self._resource = resource
         self.vocab: Dict[Text, Set[Text]] = vocab or {}
+        # Every word of the in-scope training examples (None: not trained with this check).
+        self.known: Optional[Set[Text]] = known
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -77,13 +92,20 @@ class CommandGuard(GraphComponent, IntentClassifier):
                 data = json.loads((directory / _FILE).read_text(encoding="utf-8"))
         except (ValueError, FileNotFoundError):
             data = {}
-        return cls(config, model_storage, resource, {k: set(v) for k, v in data.items()})
+        if "evidence" not in data:  # a model trained before the familiarity check
+            return cls(config, model_storage, resource, {k: set(v) for k, v in data.items()})
+        return cls(config, model_storage, resource, {k: set(v) for k, v in data["evidence"].items()},
+                   set(data.get("known") or []))
 
     def train(self, training_data: TrainingData) -> Resource:
         uses: Dict[Text, Counter] = defaultdict(Counter)  # word -> examples per intent
+        self.known = set()
         for example in training_data.intent_examples:
-            for word in set(words(example.get(TEXT))):
+            example_words = set(words(example.get(TEXT)))
+            for word in example_words:
                 uses[word][example.get(INTENT)] += 1
+            if example.get(INTENT) not in self.config["unfamiliar_intents"]:
+                self.known |= example_words
         # Number words are answers, never evidence for a command ("eight" is not "good night").
         numbers = {w for table in training_data.lookup_tables for w in words(" ".join(table.get("elements") or []))}
         self.vocab = {intent: set() for intent in self.config["guarded_intents"]}
@@ -95,7 +117,9 @@ class CommandGuard(GraphComponent, IntentClassifier):
                 if intent in self.vocab and self._is_evidence(spread, count / total):
                     self.vocab[intent].add(word)
         with self._storage.write_to(self._resource) as directory:
-            (directory / _FILE).write_text(json.dumps({k: sorted(v) for k, v in self.vocab.items()}), encoding="utf-8")
+            (directory / _FILE).write_text(json.dumps({
+                "evidence": {k: sorted(v) for k, v in self.vocab.items()},
+                "known": sorted(self.known)}), encoding="utf-8")
         return self._resource
 
     def _is_evidence(self, spread: int, share: float) -> bool:
@@ -103,26 +127,35 @@ class CommandGuard(GraphComponent, IntentClassifier):
             return True
         return spread <= self.config["shared_max_intents"] and share >= self.config["shared_min_share"]
 
+    def _matches(self, word: Text, vocabulary: Set[Text]) -> bool:
+        """`word` is in `vocabulary`, or a close misspelling of one of its words."""
+        if word in vocabulary:
+            return True
+        # A misspelling keeps its first letter ("byee", "hagarikaa"); "eight" is not "night".
+        return len(word) >= 4 and bool(difflib.get_close_matches(
+            word, [v for v in vocabulary if v[0] == word[0]], n=1, cutoff=self.config["min_similarity"]))
+
     def supports(self, intent: Text, text: Text) -> bool:
         """Does `text` hold a characteristic word of `intent` (or a close misspelling)?"""
         vocabulary = self.vocab.get(intent)
         if not vocabulary:
             return True
-        cutoff = self.config["min_similarity"]
-        for word in words(text):
-            if word in vocabulary:
-                return True
-            # A misspelling keeps its first letter ("byee", "hagarikaa"); "eight" is not "night".
-            if len(word) >= 4 and difflib.get_close_matches(
-                    word, [v for v in vocabulary if v[0] == word[0]], n=1, cutoff=cutoff):
-                return True
-        return False
+        return any(self._matches(word, vocabulary) for word in words(text))
+
+    def familiar(self, text: Text) -> bool:
+        """Is `text` short, or made mostly of words seen in in-scope examples?"""
+        message_words = [w for w in words(text) if not w.isdigit()]
+        if self.known is None or len(message_words) < self.config["unfamiliar_min_words"]:
+            return True
+        unfamiliar = sum(1 for w in message_words if not self._matches(w, self.known))
+        return unfamiliar / len(message_words) <= self.config["max_unfamiliar_share"]
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             intent = message.get(INTENT) or {}
             name = intent.get(INTENT_NAME_KEY)
-            if name not in self.config["guarded_intents"] or self.supports(name, message.get(TEXT)):
+            text = message.get(TEXT)
+            if name not in self.config["guarded_intents"] or (self.supports(name, text) and self.familiar(text)):
                 continue
             fallback = {INTENT_NAME_KEY: DEFAULT_NLU_FALLBACK_INTENT_NAME,
                         PREDICTED_CONFIDENCE_KEY: intent.get(PREDICTED_CONFIDENCE_KEY, 0.0)}

@@ -10,7 +10,12 @@
    regressions between models); ``--nlu-test-dir DIR`` takes held-out data from DIR/<lang>/.
    For generalisation use cross-validation: ``make nlu-report``.
 3. Stories: ``rasa test core --stories tests/test_stories.yml`` into results/stories/.
-4. results/model_card.md and results/model_card.json: data size per language, scores, training
+4. Off-topic robustness (scripts/oos_eval.py): per language, the share of held-out off-topic
+   utterances by native speakers (tests/data/oos/<lang>.yml) predicted as a command, overall and
+   per command intent, and intent accuracy on held-out in-scope examples
+   (tests/data/heldout/<lang>/nlu.yml) -> results/oos.json, results/oos.md.
+   ``--oos-only`` runs just this part (no training: pass ``--model``, or models/bakame.tar.gz).
+5. results/model_card.md and results/model_card.json: data size per language, scores, training
    time, model size, config sha256.
 
 Everything is relative to ``--project-dir`` (default: this repository), so the same command
@@ -44,6 +49,7 @@ if str(SCRIPTS) not in sys.path:
 import answer_check_report  # noqa: E402  (math answer checker accuracy, main and held-out tables)
 import check_data  # noqa: E402  (examples per intent per language)
 import language_id_report  # noqa: E402  (language identification on held-out messages)
+import oos_eval  # noqa: E402  (off-topic false-command rate, in-scope held-out accuracy)
 
 LANGUAGES = check_data.LANGUAGES  # core/languages.yml
 SUMMARY_ROWS = ("weighted avg", "macro avg", "micro avg", "accuracy")
@@ -229,8 +235,27 @@ def _count_stories(path: Path) -> int:
     return len(doc.get("stories") or []) if isinstance(doc, dict) else 0
 
 
+async def _intents(agent: Any, texts: Sequence[str]) -> Dict[str, str]:
+    """The model's predicted intent for each text (parsed once each)."""
+    predicted: Dict[str, str] = {}
+    for text in dict.fromkeys(texts):
+        parsed = await agent.parse_message(text)
+        predicted[text] = ((parsed or {}).get("intent") or {}).get("name") or ""
+    return predicted
+
+
+def _oos(predicted: Dict[str, str], project: Path, languages: Sequence[str], dirs: Tuple[Path, Path],
+         out: Path) -> Dict[str, Any]:
+    report = oos_eval.oos_report(predicted.__getitem__, project, languages, *dirs)
+    report["oos_dir"], report["heldout_dir"] = (_shown(str(d), str(project)) for d in dirs)
+    (out / "oos.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (out / "oos.md").write_text("# Off-topic robustness\n\n" + oos_eval.markdown(report))
+    return report
+
+
 async def _evaluate(model: Path, project: Path, out: Path, languages: Sequence[str], stories: Optional[Path],
-                    nlu_test_dir: Optional[Path]) -> Dict[str, Any]:
+                    nlu_test_dir: Optional[Path], oos_dirs: Optional[Tuple[Path, Path]] = None,
+                    nlu: bool = True) -> Dict[str, Any]:
     import rasa.utils.common
     import rasa.utils.log_utils
     from rasa.core.agent import Agent
@@ -241,8 +266,12 @@ async def _evaluate(model: Path, project: Path, out: Path, languages: Sequence[s
 
     agent = Agent.load(model_path=str(model))
     domain = project / "domain.yml"
-    results: Dict[str, Any] = {"nlu": {}, "stories": None}
-    for lang in languages:
+    results: Dict[str, Any] = {"nlu": {}, "stories": None, "oos": None}
+    if oos_dirs is not None:
+        print(f"Off-topic and in-scope held-out sets: {oos_dirs[0]}, {oos_dirs[1]}", flush=True)
+        predicted = await _intents(agent, oos_eval.texts_to_parse(project, languages, *oos_dirs))
+        results["oos"] = _oos(predicted, project, languages, oos_dirs, out)
+    for lang in (languages if nlu else ()):
         data = (nlu_test_dir or project / "data" / "nlu") / lang
         folder = out / "nlu" / lang
         folder.mkdir(parents=True, exist_ok=True)
@@ -277,7 +306,8 @@ async def _evaluate(model: Path, project: Path, out: Path, languages: Sequence[s
 
 def evaluate(project: Path = ROOT, *, model: Optional[Path] = None, config: Optional[Path] = None,
              out: Optional[Path] = None, languages: Sequence[str] = LANGUAGES, stories: Optional[Path] = None,
-             core: bool = True, nlu_test_dir: Optional[Path] = None, train: bool = False) -> Dict[str, Any]:
+             core: bool = True, nlu_test_dir: Optional[Path] = None, train: bool = False,
+             oos_dir: Optional[Path] = None, heldout_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Train if needed, evaluate, write the model card; returns the card's data."""
     project = project.resolve()
     _importable(project)
@@ -290,7 +320,8 @@ def evaluate(project: Path = ROOT, *, model: Optional[Path] = None, config: Opti
         stories = None
     model, measured = ensure_model(project, config, model.resolve() if model else None, force=train)
     started = time.monotonic()
-    scores = asyncio.run(_evaluate(model, project, out, languages, stories, nlu_test_dir))
+    scores = asyncio.run(_evaluate(model, project, out, languages, stories, nlu_test_dir,
+                                   _oos_dirs(project, oos_dir, heldout_dir)))
     info = model_info(model)
     archive_seconds = info["archive_training_seconds"]
     training = ({"seconds": round(measured), "source": "measured while training for this evaluation"}
@@ -309,12 +340,40 @@ def evaluate(project: Path = ROOT, *, model: Optional[Path] = None, config: Opti
         "nlu_test_data": f"held-out data in {nlu_test_dir}/<lang>" if nlu_test_dir else "the training data (data/nlu/<lang>)",
         "nlu": scores["nlu"],
         "stories": scores["stories"],
+        "oos": scores["oos"],
     }
     (out / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     (out / "model_card.md").write_text(model_card_markdown(card, out))
     print(f"Model card: {out / 'model_card.md'}")
     language_id_report.write(out, project)
     return card
+
+
+def _oos_dirs(project: Path, oos_dir: Optional[Path], heldout_dir: Optional[Path]) -> Optional[Tuple[Path, Path]]:
+    dirs = ((oos_dir or project / "tests" / "data" / "oos").resolve(),
+            (heldout_dir or project / "tests" / "data" / "heldout").resolve())
+    return dirs if any(d.exists() for d in dirs) else None
+
+
+def evaluate_oos(project: Path = ROOT, *, model: Optional[Path] = None, out: Optional[Path] = None,
+                 languages: Sequence[str] = LANGUAGES, oos_dir: Optional[Path] = None,
+                 heldout_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Only the off-topic / in-scope held-out measurement of an existing model (no training)."""
+    project = project.resolve()
+    _importable(project)
+    model = (model or project / "models" / "bakame.tar.gz").resolve()
+    if not model.exists():
+        raise SystemExit(f"evaluate: no model at {model} (train it first, or pass --model)")
+    out = (out or project / "results").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    dirs = _oos_dirs(project, oos_dir, heldout_dir)
+    if dirs is None:
+        raise SystemExit("evaluate: no held-out files (tests/data/oos/, tests/data/heldout/)")
+    scores = asyncio.run(_evaluate(model, project, out, languages, None, None, dirs, nlu=False))
+    scores["oos"]["model"] = str(model)
+    (out / "oos.json").write_text(json.dumps(scores["oos"], indent=2, ensure_ascii=False) + "\n")
+    print(f"Off-topic report: {out / 'oos.md'}")
+    return scores["oos"]
 
 
 # ----------------------------------------------------------------------------- model card
@@ -414,6 +473,8 @@ def model_card_markdown(card: Dict[str, Any], out: Path) -> str:
         ]
     else:
         lines.append("Not run.")
+    lines += ["", "## Off-topic robustness", ""]
+    lines.append(oos_eval.markdown(card["oos"]) if card.get("oos") else "Not measured (no held-out files).")
     lines += [
         "",
         "## Files",
@@ -427,6 +488,8 @@ def model_card_markdown(card: Dict[str, Any], out: Path) -> str:
         lines.append(f"| `nlu/{lang}/intent_errors.json`, `nlu/{lang}/*_report.json` | {lang}: misclassified "
                      f"examples, entity scores per extractor |")
     lines.append("| `stories/story_report.json`, `stories/story_confusion_matrix.png` | actions predicted in test stories |")
+    lines.append("| `oos.json`, `oos.md` | off-topic false-command rate per language and command; in-scope held-out "
+                 "accuracy; misclassified examples |")
     lines.append("")
     return "\n".join(lines)
 
@@ -442,12 +505,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--stories", type=Path, help="test stories (default: <project>/tests/test_stories.yml)")
     parser.add_argument("--no-stories", action="store_true", help="skip the story tests")
     parser.add_argument("--nlu-test-dir", type=Path, help="held-out NLU data: DIR/<lang>/ per language")
+    parser.add_argument("--oos-dir", type=Path, help="off-topic held-out sets (default: tests/data/oos)")
+    parser.add_argument("--heldout-dir", type=Path, help="in-scope held-out sets (default: tests/data/heldout)")
+    parser.add_argument("--oos-only", action="store_true",
+                        help="only the off-topic / in-scope held-out measurement of an existing model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     project = args.project_dir.resolve()
+    if args.oos_only:
+        report = evaluate_oos(project, model=args.model, out=args.out, languages=args.languages.split(","),
+                              oos_dir=args.oos_dir, heldout_dir=args.heldout_dir)
+        print_oos_summary(report)
+        return 0
     config = args.config if args.config is None or args.config.is_absolute() else (Path.cwd() / args.config)
     card = evaluate(project, model=args.model, config=config, out=args.out, languages=args.languages.split(","),
-                    stories=args.stories, core=not args.no_stories, nlu_test_dir=args.nlu_test_dir, train=args.train)
+                    stories=args.stories, core=not args.no_stories, nlu_test_dir=args.nlu_test_dir, train=args.train,
+                    oos_dir=args.oos_dir, heldout_dir=args.heldout_dir)
     for lang in card["languages"]:
         intent = card["nlu"][lang]["intent"]
         ents = ", ".join(f"{x} {v['f1_weighted']:.3f}" for x, v in card["nlu"][lang]["entities"].items())
@@ -456,7 +529,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         s = card["stories"]
         print(f"stories: {s['stories'] - s['failed']}/{s['stories']} correct")
     print("\n".join(answer_check_report.summary_lines(answer_check_report.report())))  # no model needed
+    if card.get("oos"):
+        print_oos_summary(card["oos"])
     return 0
+
+
+def print_oos_summary(report: Dict[str, Any]) -> None:
+    for lang, entry in report["languages"].items():
+        off, ins = entry.get("off_topic") or {}, entry.get("in_scope") or {}
+        per = ", ".join(f"{c} {v['count']}" for c, v in (off.get("per_command") or {}).items() if v["count"])
+        print(f"{lang}: off-topic taken as a command {off.get('false_commands')}/{off.get('utterances')} "
+              f"({100 * (off.get('false_command_rate') or 0):.1f} %){' [' + per + ']' if per else ''}; "
+              f"in-scope held-out accuracy {100 * (ins.get('accuracy') or 0):.1f} % ({ins.get('utterances')})")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,31 @@ def test_free_text_intents_are_never_guarded(guard):
 
 def test_vocabulary_survives_persistence(guard):
     assert "murabeho" in guard.vocab["goodbye"] and "hagarika" in guard.vocab["stop"]
+
+
+def test_a_long_message_of_unfamiliar_words_is_not_clearly_a_command(guard):
+    # "stop" is stop's own word, but the rest was never seen in an in-scope example.
+    assert classify(guard, "can you stop all transactions from my savings account", "stop") == "nlu_fallback"
+    assert classify(guard, "please stop", "stop") == "stop"  # short: the keyword is enough
+    assert classify(guard, "please stop this now teacher", "stop") == "stop"  # mostly familiar words
+
+
+def test_off_topic_examples_do_not_make_words_familiar(tmp_path):
+    storage, resource = LocalModelStorage(tmp_path), Resource("guard")
+    data = TrainingData([Message(data={"text": t, "intent": i}) for i, t in [
+        ("stop", "stop"), ("stop", "stop this"), ("answer", "a red car"),
+        ("out_of_scope", "freeze my savings account transactions")]])
+    CommandGuard.create({}, storage, resource, None).train(data)
+    guard = CommandGuard.load({}, storage, resource, None)
+    assert "savings" not in guard.known and "car" in guard.known
+    assert classify(guard, "stop my savings account transactions", "stop") == "nlu_fallback"
+
+
+def test_a_model_trained_before_the_familiarity_check_still_loads(tmp_path):
+    storage, resource = LocalModelStorage(tmp_path), Resource("guard")
+    with storage.write_to(resource) as directory:
+        (directory / "command_words.json").write_text('{"stop": ["stop"]}')
+    guard = CommandGuard.load({}, storage, resource, None)
+    assert guard.known is None
+    assert classify(guard, "stop all the unusual transactions on my savings account", "stop") == "stop"
+    assert classify(guard, "a red car", "stop") == "nlu_fallback"

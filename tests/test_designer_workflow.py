@@ -26,7 +26,7 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 
 COPIED = ["data", "actions", "core", "connectors", "infra", "voice", "nlu_components", "scripts", "mk", "configs", "domain.yml", "Makefile", "requirements.lock",
-          "endpoints.yml", "credentials.yml", "tests/test_stories.yml"]
+          "endpoints.yml", "credentials.yml", "tests/test_stories.yml", "tests/data/oos", "tests/data/heldout"]
 
 EN_EXAMPLES = [f"{core}{tail}" for core in ("you are a good teacher", "you teach very well", "i like learning with you",
                                             "you are the best teacher", "you are so clever")

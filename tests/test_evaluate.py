@@ -75,6 +75,21 @@ def test_model_card_contents(results, card):
         assert heading in text, heading
 
 
+def test_off_topic_section_is_measured_with_the_evaluated_model(results, card):
+    """make evaluate also reports the off-topic false-command rate and in-scope held-out accuracy
+    (arithmetic: tests/test_oos_eval.py); here, that the real model's figures reach the card."""
+    oos = card["oos"]
+    assert set(oos["languages"]) == {"en", "rw"} and "stop" in oos["commands"]
+    for lang, entry in oos["languages"].items():
+        off = entry["off_topic"]
+        assert off["utterances"] >= 150 and 0 <= off["false_commands"] <= off["utterances"]
+        assert off["false_commands"] == sum(v["count"] for v in off["per_command"].values())
+        assert entry["in_scope"]["utterances"] >= 100
+    assert json.loads((results / "oos.json").read_text())["languages"] == oos["languages"]
+    text = (results / "model_card.md").read_text()
+    assert "## Off-topic robustness" in text and "false-command rate" in text
+
+
 def test_archive_training_time_when_not_trained_here(card):
     info = evaluate.model_info(Path(card["model"]["path"]))
     assert info["archive_training_seconds"] is not None and info["archive_training_seconds"] >= 0

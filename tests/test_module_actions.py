@@ -87,3 +87,45 @@ async def test_progress_is_kept_between_turns():
     _, events = await wrong_reading_answer(slots)
     summary = await progress_store.get_store().summary("learner-abc")
     assert summary["reading"].attempts == 1 and summary["reading"].correct == 0
+
+
+# ---------------------------------------------------------------- off-topic inside a lesson
+
+async def start(module, language="en"):
+    dispatcher = CollectingDispatcher()
+    intent = f"start_{module}"
+    events = await ActionStartModule().run(dispatcher, tracker(module, intent, {"language": language}), DOMAIN)
+    return dict({e["name"]: e["value"] for e in events if e["event"] == "slot"}, language=language)
+
+
+async def say_in_lesson(slots, text, intent, confidence):
+    dispatcher = CollectingDispatcher()
+    slots = dict(slots, answer=text, requested_slot="answer")
+    t = tracker(text, intent, slots, candidates=["answer"])
+    t.latest_message["intent"]["confidence"] = confidence
+    events = await ValidateTutorForm().run(dispatcher, t, DOMAIN)
+    return [m["text"] for m in dispatcher.messages], {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+@pytest.mark.parametrize("language, nudge", [("en", "Let's get back to the question."),
+                                             ("rw", "Reka dusubire ku kibazo.")])
+async def test_clearly_off_topic_message_gets_back_to_the_question(language, nudge):
+    slots = await start("math", language)
+    texts, set_slots = await say_in_lesson(slots, "Is there a flight from Abuja to England tomorrow?", "out_of_scope", 0.97)
+    assert len(texts) == 1 and texts[0].endswith(nudge)
+    # Not graded, and the form asks the same question again (the "asked" mark is cleared).
+    assert set_slots["answer"] is None
+    assert set_slots["tutor_state"] == {k: v for k, v in slots["tutor_state"].items() if k != "_asked"}
+
+
+@pytest.mark.parametrize("module, text, intent, confidence", [
+    ("math", "people should travel more by bus", "nlu_fallback", 0.5),  # not clearly anything
+    ("math", "people should travel more by bus", "out_of_scope", 0.75),  # not sure enough
+    ("debate", "people should travel more by bus", "out_of_scope", 0.99),  # a debate turn is an answer
+    ("reading", "a red car", "out_of_scope", 1.0),  # a short phrase answers a reading question
+])
+async def test_anything_less_than_clearly_off_topic_is_graded_as_the_answer(module, text, intent, confidence):
+    slots = await start(module)
+    texts, set_slots = await say_in_lesson(slots, text, intent, confidence)
+    assert texts and not any("back to the question" in t for t in texts)
+    assert set_slots["tutor_state"].get("_asked") is True  # the tutor replied with its next step
