@@ -40,13 +40,14 @@ COPY connectors ./connectors
 COPY voice/recordings ./voice/recordings
 COPY infra ./infra
 COPY core ./core
+COPY dashboard ./dashboard
 COPY endpoints.yml endpoints.prod.yml credentials.yml credentials.prod.yml ./
 
 RUN useradd --create-home --uid 1001 bakame \
  && mkdir -p /app/spool /app/logs \
  && chown bakame /app /app/spool /app/logs
 USER bakame
-EXPOSE 5005 5055
+EXPOSE 5005 5055 8080
 
 # Derive every endpoints.prod.yml variable from REDIS_*/POSTGRES_* (or the URLs), then run.
 ENTRYPOINT ["python", "-m", "infra.settings", "exec", "--"]

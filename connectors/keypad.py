@@ -10,6 +10,9 @@ the ``finishOnKey`` ``#``, a trailing ``#`` typed in an SMS is stripped here):
 3. the keypad menu (configurable): a key maps to a ``/intent`` message, the special
    value ``language`` toggles the learner's language with ``/set_language{"language": ..}``;
 4. anything else is sent as plain text (the bot's NLU decides).
+
+At any point ``*8`` followed by a class code (``*84821#``) joins the teacher's class
+(``/join_class{"class_code": ...}``, issue 17; ``actions/classes.py``).
 """
 from __future__ import annotations
 
@@ -34,12 +37,13 @@ DEFAULT_KEYPAD: Dict[Text, Text] = {
 }
 
 VALID_KEYS = set("0123456789*#")
+CLASS_CODE_PREFIX = "*8"  # then the digits of a class code
 
 
 @dataclass(frozen=True)
 class KeypadInput:
     text: Text  # the message for Rasa
-    kind: Text  # "answer" | "button" | "menu" | "language" | "text"
+    kind: Text  # "answer" | "button" | "menu" | "language" | "class" | "text"
 
 
 def set_language_message(code: Text) -> Text:
@@ -91,6 +95,9 @@ class KeypadMenu:
         entry = keypad_entry(digits)
         if not entry:
             return None
+        code = entry[len(CLASS_CODE_PREFIX):]
+        if entry.startswith(CLASS_CODE_PREFIX) and 3 <= len(code) <= 8 and code.isdigit():
+            return KeypadInput("/join_class" + json.dumps({"class_code": code}), "class")
         if math_active:
             if entry.isdigit():
                 return KeypadInput(entry, "answer")

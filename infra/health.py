@@ -181,3 +181,20 @@ def stores_report(environ: Optional[Dict[str, str]] = None, probe_llm: bool = Tr
         checks["postgres"]["detail"] = "unreachable: events kept in the spool until it is back (" + \
             checks["postgres"].get("detail", "") + ")"
     return {"status": overall(checks, critical=("redis",)), "checks": checks}
+
+
+def check_tts(environ: Optional[Dict[str, str]] = None, timeout: float = 2.0) -> Check:
+    """The Kinyarwanda/English TTS servers (``TTS_BASE_URL_<LANG>``, connectors/speech_settings.py):
+    disabled when none is configured (recorded prompts and Twilio's voice), degraded when one
+    does not answer (the voice channel falls back to recordings and ``<Say>``)."""
+    environ = os.environ if environ is None else environ
+    urls = {lang: environ.get(f"TTS_BASE_URL_{lang.upper()}", "").strip() for lang in ("rw", "en")}
+    urls = {lang: url for lang, url in urls.items() if url}
+    if not urls:
+        return {"status": "disabled", "detail": "no TTS server configured: recordings and <Say>"}
+    reachable = {lang: _http_reachable(url.rstrip("/") + "/models", timeout) for lang, url in urls.items()}
+    down = [lang for lang, ok in reachable.items() if not ok]
+    if down:
+        return {"status": "degraded", "detail": f"TTS unreachable for {', '.join(down)}: recordings and <Say>",
+                "reachable": reachable}
+    return {"status": "ok", "detail": "TTS reachable", "reachable": reachable}

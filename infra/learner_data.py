@@ -340,6 +340,10 @@ class ProgressRows:
         profile = await self.store.load_profile(sender_id)
         return progress, dataclasses.asdict(profile) if profile is not None else None
 
+    async def classes(self, sender_id: str) -> List[Dict[str, Any]]:
+        """The classes the learner joined (erased with the progress: ProgressStore.forget)."""
+        return await self.store.classes_of(sender_id) if self._storable(sender_id) else []
+
     async def erase(self, sender_id: str, counts: Dict[str, int]) -> None:
         if not self._storable(sender_id):
             return
@@ -396,6 +400,7 @@ async def export_learner(sender_id: str, stores: Stores) -> Dict[str, Any]:
         document["events"] = event_rows
         document["spooled_events"] = spooled
         document["progress"], document["profile"] = await progress.export(sender_id)
+        document["classes"] = await progress.classes(sender_id)
         return document
     finally:
         redis_data.close()

@@ -5,6 +5,8 @@ Tables (created on first use):
 ``learner_progress``  one row per (learner_id, module): attempts, correct, level,
                       points, streak, misses, seen (JSON text), last_seen, updated_at
 ``learner_profile``   one row per learner_id: name, language, created_at, updated_at
+``classes``           a teacher's class: code (what learners say to join), name, teacher
+``class_members``     one row per (learner_id, class_code): joined_at (erased with the learner)
 
 Database selection (first match wins):
 
@@ -176,6 +178,31 @@ learner_profile = Table(
     Column("language", String(MAX_LANG_LEN), nullable=True),
     Column("created_at", UTCDateTime, nullable=False, default=_now),
     Column("updated_at", UTCDateTime, nullable=False, default=_now),
+)
+
+
+# Classes (issue 17): a teacher's class has a short code the learners say, type or key to
+# join it (actions/classes.py); the dashboard creates classes (dashboard/accounts.py) and shows
+# each class's learners. Memberships are the learner's data: erased with their progress.
+MAX_CLASS_CODE_LEN = 12
+
+classes = Table(
+    "classes",
+    metadata,
+    Column("code", String(MAX_CLASS_CODE_LEN), primary_key=True),
+    Column("name", String(MAX_NAME_LEN), nullable=False),
+    Column("teacher", String(64), nullable=True, index=True),  # the dashboard user who sees it
+    Column("created_at", UTCDateTime, nullable=False, default=_now),
+)
+
+class_members = Table(
+    "class_members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("class_code", String(MAX_CLASS_CODE_LEN), nullable=False, index=True),
+    Column("learner_id", String(MAX_ID_LEN), nullable=False),
+    Column("joined_at", UTCDateTime, nullable=False, default=_now),
+    UniqueConstraint("learner_id", "class_code", name="uq_class_members_learner_class"),
 )
 
 
@@ -633,7 +660,7 @@ class ProgressStore:
             elif write["kind"] == PROFILE:
                 result = await self._apply_profile(conn, learner_id, write)
             else:
-                for table in (learner_progress, learner_profile):
+                for table in (learner_progress, learner_profile, class_members):
                     await conn.execute(delete(table).where(table.c.learner_id == learner_id))
         self._remember_applied(learner_id, write, result)
 
@@ -805,6 +832,40 @@ class ProgressStore:
             del self._handed[key]
         await self._write(learner_id, forget_write(_now()))
         return not await asyncio.to_thread(self.spool.of_sender, learner_id)
+
+    # ------------------------------------------------------------------ classes
+    async def find_class(self, code: str) -> Optional[Dict[str, Any]]:
+        """The class with this code (``code``, ``name``, ``teacher``), or None. Raises
+        :class:`ProgressStoreError` when the database cannot be read (no queue for classes)."""
+        try:
+            engine = await self._get_engine()
+            async with engine.connect() as conn:
+                row = (await conn.execute(select(classes).where(classes.c.code == code))).first()
+        except Exception as exc:  # noqa: BLE001 - driver/network errors are not all wrapped
+            raise ProgressStoreError(f"classes not readable: {type(exc).__name__}") from exc
+        return dict(row._mapping) if row is not None else None
+
+    async def join_class(self, learner_id: str, code: str) -> bool:
+        """Record the learner in the class; False when they were in it already."""
+        learner_id = validate_learner_id(learner_id)
+        try:
+            engine = await self._get_engine()
+            async with engine.begin() as conn:
+                stmt = self._insert()(class_members).values(class_code=code, learner_id=learner_id, joined_at=_now())
+                result = await conn.execute(stmt.on_conflict_do_nothing(
+                    index_elements=[class_members.c.learner_id, class_members.c.class_code]))
+        except Exception as exc:  # noqa: BLE001
+            raise ProgressStoreError(f"membership not written: {type(exc).__name__}") from exc
+        return result.rowcount != 0
+
+    async def classes_of(self, learner_id: str) -> List[Dict[str, Any]]:
+        """The learner's class memberships (learner data export)."""
+        learner_id = validate_learner_id(learner_id)
+        engine = await self._get_engine()
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(class_members.c.class_code, class_members.c.joined_at)
+                                      .where(class_members.c.learner_id == learner_id))
+            return [dict(row._mapping) for row in rows]
 
     async def delete_learner(self, learner_id: str) -> None:
         """Same as :meth:`forget` (kept for existing callers)."""

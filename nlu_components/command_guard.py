@@ -52,6 +52,7 @@ class CommandGuard(GraphComponent, IntentClassifier):
                 "greet", "goodbye", "thank", "affirm", "deny", "help", "repeat", "stop",
                 "start_math", "start_english", "start_reading", "start_debate",
                 "set_language", "request_hint", "check_progress",
+                "join_class",
             ],
             # A word is evidence for an intent when it is seen in at most this many
             # intents, or in up to `shared_max_intents` with at least `shared_min_share`

@@ -18,12 +18,7 @@ case "${ENDPOINTS:-}${CREDENTIALS:-}" in *prod*) mode=prod ;; esac
 
 if [ "$mode" = prod ]; then
   # .env (as docker compose reads it) for what the environment does not set already.
-  env_file=${BAKAME_ENV_FILE:-.env}
-  if [ -f "$env_file" ]; then
-    while IFS='=' read -r name value || [ -n "$name" ]; do
-      if [[ $name =~ ^[A-Z_][A-Z0-9_]*$ ]] && [ -z "${!name+x}" ]; then export "$name=$value"; fi
-    done < "$env_file"
-  fi
+  source scripts/load_env_file.sh
   .venv/bin/python -m infra.settings check >/dev/null || exit 1
   scripts/train_if_needed.sh
   eval "$(.venv/bin/python -m infra.settings export --reveal)"

@@ -64,8 +64,16 @@ def dockerfile_instructions():
 
 
 # --------------------------------------------------------------------------- services
-def test_the_four_services(compose):
-    assert set(compose["services"]) == {"rasa", "actions", "redis", "postgres"}
+def test_the_five_services(compose):
+    assert set(compose["services"]) == {"rasa", "actions", "redis", "postgres", "dashboard"}
+
+
+def test_the_dashboard_needs_its_secret_and_publishes_none(compose):
+    dashboard = compose["services"]["dashboard"]
+    assert dashboard["environment"]["DASHBOARD_SECRET_KEY"].startswith("${DASHBOARD_SECRET_KEY:?")
+    assert dashboard["command"][:3] == ["python", "-m", "dashboard"]
+    # it needs no Twilio or Rasa secret: a leaked dashboard container cannot reach them
+    assert not {"TWILIO_AUTH_TOKEN", "RASA_AUTH_TOKEN", "SENDER_ID_SECRET"} & set(dashboard["environment"])
 
 
 def test_every_service_has_a_health_check(compose):
