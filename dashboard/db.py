@@ -65,7 +65,8 @@ def engine(url: str) -> Engine:
 def prepare(config: DashboardConfig) -> None:
     """Create what the dashboard needs (idempotent): the progress store's tables (classes and
     memberships among them) if the assistant has not yet, the dashboard's own tables, and on
-    PostgreSQL the indexes on ``events`` and the read-only role."""
+    PostgreSQL the ``events`` table (if the broker has not yet) with its indexes, and the
+    read-only role."""
     from actions.progress_store import metadata as progress_metadata
 
     write = engine(config.write_url)
@@ -79,11 +80,12 @@ def prepare(config: DashboardConfig) -> None:
 
 
 def _prepare_postgres(write: Engine, config: DashboardConfig) -> None:
+    from infra.event_broker import ensure_events_table
+
+    ensure_events_table(write)  # as the broker creates it: granted now, even before the first event
     with write.begin() as conn:
-        has_events = conn.execute(sa.text("SELECT to_regclass('events') IS NOT NULL")).scalar()
-        if has_events:
-            for name, target in EVENT_INDEXES.items():
-                conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {target}"))
+        for name, target in EVENT_INDEXES.items():
+            conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {target}"))
     if not config.read_user or make_url(config.read_url).username != config.read_user:
         return  # an explicit DASHBOARD_READ_URL: its role is managed by the operator
     create_read_only_role(write, config.read_user, config.read_password)
