@@ -182,6 +182,16 @@ def test_production_start_refuses_a_missing_short_or_placeholder_key():
     assert dashboard_config.load(True, {"DASHBOARD_SECRET_KEY": SECRET}).secret_key == SECRET
 
 
+def test_make_dashboard_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHBOARD_")}
+    env.update(BAKAME_ENV_FILE=str(tmp_path / "none.env"), PROGRESS_DB_URL=f"sqlite:///{tmp_path / 'p.db'}")
+    result = subprocess.run([str(ROOT / "scripts" / "dashboard.sh"), "serve"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "Refusing to start in production: DASHBOARD_SECRET_KEY is not set" in result.stdout + result.stderr
+    assert not (tmp_path / "p.db").exists()  # refused before touching anything
+
+
 def test_pseudonyms_are_stable_and_say_nothing_of_the_id():
     name = pseudonym("tw_0123456789abcdef")
     assert name == pseudonym("tw_0123456789abcdef") != pseudonym("tw_fedcba9876543210")
@@ -285,7 +295,7 @@ def test_a_teacher_sees_their_class_only(local_dashboard):
 def test_a_viewer_sees_aggregates_only_and_is_told_what_is_missing(local_dashboard):
     vera = local_dashboard.login("vera")
     overview = vera.get(f"{local_dashboard.url}/")
-    assert overview.status_code == 200 and "no events table" in overview.text and "<svg" in overview.text
+    assert overview.status_code == 200 and "no events table" in overview.text and "data:image/svg+xml;base64," in overview.text
     assert vera.get(f"{local_dashboard.url}/classes").status_code == 403
     assert vera.get(f"{local_dashboard.url}/learners/tw_aaaa1111").status_code == 403
     assert vera.get(f"{local_dashboard.url}/", params={"csv": "summary"}).text.startswith("metric,value")

@@ -27,6 +27,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from actions.messages import text as message_text
 from tests.services import LocalPostgres, RedisServer
@@ -80,8 +81,10 @@ def learner(stack, dashboard):
     stack.a.texts(sender, "math")
     answer = stack.a.tracker(sender)["slots"]["tutor_state"]["problem"]["answer"]
     stack.a.texts(sender, str(answer))
-    replies = stack.a.texts(sender, "ishuri 4821")  # inside the module, in Kinyarwanda: already in
-    assert replies[0] == message_text("class_already", "rw", name="P5 Blue"), replies
+    question = stack.a.tracker(sender)["slots"]["tutor_state"]["problem"]
+    replies = stack.a.texts(sender, "ishuri 4821")  # inside the module: already in, then the question again
+    assert replies[0] == message_text("class_already", "en", name="P5 Blue"), replies
+    assert len(replies) == 2 and stack.a.tracker(sender)["slots"]["tutor_state"]["problem"] == question
     stack.wait_synced(sender)
     return sender
 
@@ -111,6 +114,7 @@ def log_in(driver, dashboard, username):
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.ID, "login").click()
+    WebDriverWait(driver, 60).until(lambda d: not d.current_url.endswith("/login"))  # logged in, page loaded
 
 
 def screenshot(driver, name):
@@ -206,6 +210,8 @@ def test_admin_sees_the_overview_and_erases_the_learner(browser, dashboard, lear
     assert int(summary["turns"]) >= 6 and int(summary["math_graded_answers"]) >= 1
     health = browser.find_element(By.ID, "health").text
     assert "Redis ok" in health and "Database ok" in health and "LLM disabled" in health
+    charts = browser.execute_script("return [...document.images].map(i => i.complete && i.naturalWidth > 0)")
+    assert charts == [True, True, True]  # the server-drawn charts load (no CDN, no script)
     screenshot(browser, "overview")
 
     browser.get(f"{dashboard.url}/learners/{learner}")
