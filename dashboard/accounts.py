@@ -17,8 +17,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 
-from actions.classes import normalise_code
-from actions.progress_store import classes
+from core.class_codes import normalise_code
+from infra.progress_store import classes
 from dashboard.db import login_attempts, users
 
 ROLES = ("admin", "teacher", "viewer")

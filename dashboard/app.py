@@ -166,6 +166,7 @@ async def erase_learner(learner_id: str) -> Dict[str, int]:
 
 async def health_checks(config: DashboardConfig) -> Dict[str, Dict[str, Any]]:
     """Redis, PostgreSQL, the LLM and TTS, now (infra/health.py), side by side."""
+    from actions.llm import get_llm
     from core.config import env
     from infra import health
 
@@ -178,7 +179,7 @@ async def health_checks(config: DashboardConfig) -> Dict[str, Dict[str, Any]]:
         asyncio.to_thread(health.check_redis, redis_url),
         asyncio.to_thread(health.check_database, config.read_url.replace("file:", "").split("?")[0]
                           if config.read_url.startswith("sqlite") else config.read_url),
-        asyncio.to_thread(health.check_llm, True),
+        asyncio.to_thread(health.check_llm, get_llm(), True),
         asyncio.to_thread(health.check_tts),
     )
     return dict(zip(("Redis", "Database", "LLM", "TTS"), checks))

@@ -66,7 +66,7 @@ def _default_write_url(environ: Mapping[str, str], production: bool) -> str:
         from infra.settings import production_env
 
         return sync_url(production_env(environ)["DATABASE_URL"])
-    from actions.progress_store import database_url_from_env
+    from infra.progress_store import database_url_from_env
 
     return sync_url(database_url_from_env())
 

@@ -67,7 +67,7 @@ def prepare(config: DashboardConfig) -> None:
     memberships among them) if the assistant has not yet, the dashboard's own tables, and on
     PostgreSQL the ``events`` table (if the broker has not yet) with its indexes, and the
     read-only role."""
-    from actions.progress_store import metadata as progress_metadata
+    from infra.progress_store import metadata as progress_metadata
 
     write = engine(config.write_url)
     try:

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 
-from actions.progress_store import class_members, classes, learner_profile, learner_progress
+from infra.progress_store import class_members, classes, learner_profile, learner_progress
+from actions.answer_check import is_right
 from dashboard.accounts import User
 from infra import analytics
 
@@ -173,7 +174,8 @@ class Queries:
         missing: List[str] = []
         if self.has_events():
             rows = analytics.load_events(self.read, sender=learner_id, max_rows=MAX_LEARNER_EVENTS)
-            tables.update(analytics.learner_tables(analytics.analyse(rows), learner_id, with_texts=with_texts))
+            analysis = analytics.analyse(rows, grade=is_right)
+            tables.update(analytics.learner_tables(analysis, learner_id, with_texts=with_texts))
         else:
             missing.append(NO_EVENTS)
         return display_name(learner_id, profile.name if profile is not None else None), tables, missing
@@ -193,7 +195,7 @@ class Queries:
             rows = analytics.load_events(self.read, since=result.since, max_rows=MAX_EVENTS)
             if len(rows) >= MAX_EVENTS:
                 result.missing.append(f"only the latest {MAX_EVENTS} events of the period are counted")
-            analysis = analytics.analyse(rows)
+            analysis = analytics.analyse(rows, grade=is_right)
         else:
             result.missing.append(NO_EVENTS)
             analysis = analytics.Analysis(turns=[], sessions=[])

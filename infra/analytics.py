@@ -16,9 +16,11 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
+
+Grader = Callable[[Any, str, Optional[str]], bool]
 
 KIGALI_UTC_OFFSET = 2  # Central Africa Time, no daylight saving
 MODULES = ("math", "english", "reading", "debate")
@@ -155,6 +157,7 @@ class Turn:
     ended: bool = False
     graded: Optional[Dict[str, Any]] = None  # the outcome the tutor recorded (bot message metadata)
     replies: List[str] = field(default_factory=list)  # the bot's texts (the dashboard shows them to admins)
+    grade: Optional[Grader] = field(default=None, repr=False, compare=False)
 
     @property
     def module(self) -> str:
@@ -202,16 +205,9 @@ class Turn:
             return level, False  # a first wrong try: same problem, second try
         if t0 == 0:
             return level, True  # a new problem after a first try: only a right answer does that
-        return level, _graded_right(p0.get("answer"), self.answer or self.text or "", self.language)
-
-
-def _graded_right(expected: Any, answer: str, language: Optional[str]) -> bool:
-    from actions.answer_check import check_math_answer
-
-    try:
-        return bool(check_math_answer(expected, answer, language).correct)
-    except Exception:  # noqa: BLE001
-        return False
+        if self.grade is None:
+            return None  # a second try's outcome needs the answer checker
+        return level, self.grade(p0.get("answer"), self.answer or self.text or "", self.language)
 
 
 @dataclass
@@ -220,7 +216,11 @@ class Analysis:
     sessions: List[Tuple[str, date]]
 
 
-def analyse(rows: Iterable[Tuple[int, str, Dict[str, Any]]], utc_offset: float = KIGALI_UTC_OFFSET) -> Analysis:
+def analyse(rows: Iterable[Tuple[int, str, Dict[str, Any]]], utc_offset: float = KIGALI_UTC_OFFSET,
+            grade: Optional[Grader] = None) -> Analysis:
+    """Turns and sessions from the events. ``grade(expected, answer, language) -> right`` is
+    the math answer checker (actions/answer_check.py, passed in by the callers: infra does not
+    import actions), needed only for events written before outcomes were recorded."""
     by_sender: Dict[str, List[Tuple[float, int, Dict[str, Any]]]] = defaultdict(list)
     for row_id, sender, event in rows:
         try:
@@ -255,7 +255,7 @@ def analyse(rows: Iterable[Tuple[int, str, Dict[str, Any]]], utc_offset: float =
                                          or event.get("input_channel")),
                     intent=((parse.get("intent") or {}).get("name") if isinstance(parse, dict) else None),
                     language=slots.get("language"), module_before=slots.get("active_module"),
-                    state_before=slots.get("tutor_state"), text=event.get("text"),
+                    state_before=slots.get("tutor_state"), text=event.get("text"), grade=grade,
                 )
                 turns.append(turn)
             elif kind == "slot":

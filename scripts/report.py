@@ -60,6 +60,8 @@ if str(ROOT) not in sys.path:
 
 logger = logging.getLogger("report")
 
+from actions.answer_check import is_right  # noqa: E402
+from infra import analytics  # noqa: E402
 from infra.analytics import (  # noqa: E402,F401 - the shared analysis (also the dashboard's)
     KIGALI_UTC_OFFSET,
     MODULES,
@@ -67,7 +69,6 @@ from infra.analytics import (  # noqa: E402,F401 - the shared analysis (also the
     REDACTED,
     Analysis,
     Turn,
-    analyse,
     build_tables,
     channel_name,
     load_events,
@@ -76,6 +77,12 @@ from infra.analytics import (  # noqa: E402,F401 - the shared analysis (also the
     looks_like_phone_number,
     scrub,
 )
+
+
+def analyse(rows, utc_offset: float = KIGALI_UTC_OFFSET) -> Analysis:
+    """infra.analytics.analyse with the math answer checker (for events from before outcomes
+    were recorded)."""
+    return analytics.analyse(rows, utc_offset, grade=is_right)
 
 
 # --------------------------------------------------------------------------- output

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import progress_store
-from actions.classes import ActionJoinClass, class_code_in, normalise_code
+from infra import progress_store
+from actions.classes import ActionJoinClass
+from core.class_codes import class_code_in, normalise_code
 from actions.messages import text as message_text
 from connectors.keypad import KeypadMenu
 from dashboard import accounts, config as dashboard_config, db
