@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import List, Optional, Sequence
 
 import sqlalchemy as sa
@@ -89,7 +90,8 @@ def _add_class(conn: sa.engine.Connection, teacher: str, code: Optional[str], na
             return code_ok
     else:
         code_ok = _new_code(conn)
-    conn.execute(classes.insert().values(code=code_ok, name=name or code_ok, teacher=teacher, created_at=_utcnow()))
+    conn.execute(classes.insert().values(code=code_ok, name=name or code_ok, teacher=teacher,
+                                         created_at=datetime.now(timezone.utc)))
     return code_ok
 
 
@@ -100,12 +102,6 @@ def _new_code(conn: sa.engine.Connection) -> str:
         if conn.execute(sa.select(classes.c.code).where(classes.c.code == code)).first() is None:
             return code
     raise AccountError("no free 4-digit class code left; give one with --class-code")
-
-
-def _utcnow():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
 
 
 def authenticate(write: Engine, username: str, password: str, client: str) -> Optional[User]:
