@@ -5,6 +5,9 @@
 set -euo pipefail
 missing=()
 [ -f /usr/share/dict/american-english ] || missing+=(wamerican)
+# Selenium is given /usr/bin/chromedriver and /usr/bin/chromium: it downloads nothing itself
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing Debian packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})" >&2
