@@ -92,7 +92,7 @@ def learner(stack, dashboard):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("chromium and chromium-driver are not installed (.ci/run installs them: apt-get install chromium chromium-driver)")
+        pytest.fail("chromium and chromium-driver are not installed (make test installs them: scripts/install_system_packages.sh)")
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
