@@ -10,8 +10,8 @@ between it waits in an outbox:
   send had already reached the aggregator when the process died may go out twice);
 * without: a list in this process (``make run``).
 
-The learner's number is needed to send, but no raw number is stored: it is encrypted with a
-key derived from ``SENDER_ID_SECRET`` (Fernet, ``cryptography``). Before every send the
+The learner's number is needed to send, but no raw number is stored: it is sealed with
+``core.number_vault`` (AES-GCM, ``NUMBER_KEYS``, the conversation id as associated data). Before every send the
 opt-out registry (``infra.optout``) is asked; only the confirmation of an opt-out itself goes
 out to an opted-out learner. A failed send is retried ``max_attempts`` times, then dropped
 with a log line naming the conversation by its short reference.
@@ -19,37 +19,15 @@ with a log line naming the conversation by its short reference.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 from typing import Any, Dict, List, Optional, Text
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from connectors.security import short_ref
+from core.number_vault import NumberVault
 from infra.optout import OptOutRegistry
 
 logger = logging.getLogger(__name__)
-
-
-class NumberBox:
-    """Encrypts a phone number for the outbox (and nothing else)."""
-
-    def __init__(self, secret: Text) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"bakame-sms-outbox").derive(
-            secret.encode("utf-8"))
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
-
-    def seal(self, number: Text) -> Text:
-        return self._fernet.encrypt(number.encode("utf-8")).decode("ascii")
-
-    def open(self, sealed: Text) -> Optional[Text]:
-        try:
-            return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
-        except (InvalidToken, ValueError):
-            return None
 
 
 class AtSmsSender:
@@ -78,7 +56,7 @@ class AtSmsSender:
 class SmsOutbox:
     """Queued outbound SMS: ``put`` at once, a background task sends."""
 
-    def __init__(self, sender: AtSmsSender, optouts: OptOutRegistry, box: NumberBox, client: Any = None,
+    def __init__(self, sender: AtSmsSender, optouts: OptOutRegistry, box: NumberVault, client: Any = None,
                  key: Text = "bakame:at_sms:outbox", max_attempts: int = 5, retry_delay: float = 2.0) -> None:
         self.sender, self.optouts, self.box = sender, optouts, box
         self.client, self.key, self.sending_key = client, key, key + ":sending"
@@ -88,7 +66,7 @@ class SmsOutbox:
         self._recovered = False
 
     async def put(self, sender_id: Text, number: Text, text: Text, confirmation: bool = False) -> None:
-        item = json.dumps({"sender_id": sender_id, "to": self.box.seal(number), "text": text,
+        item = json.dumps({"sender_id": sender_id, "to": self.box.seal(number, sender_id), "text": text,
                            "confirmation": confirmation, "attempts": 0})
         await self._push(item)
         self.wake()
@@ -140,9 +118,9 @@ class SmsOutbox:
         if not message.get("confirmation") and not await self.optouts.may_send(message["sender_id"]):
             logger.info("SMS to %s not sent: the learner opted out.", ref)
             return 0
-        number = self.box.open(message.get("to") or "")
+        number = self.box.open(message.get("to") or "", message.get("sender_id") or "")
         if number is None:
-            logger.error("SMS to %s dropped: its number cannot be decrypted (SENDER_ID_SECRET changed?).", ref)
+            logger.error("SMS to %s dropped: its number cannot be decrypted (its key left NUMBER_KEYS?).", ref)
             return 0
         try:
             await asyncio.to_thread(self.sender.send, message["text"], number)

@@ -23,9 +23,10 @@ from rasa.core.channels.channel import CollectingOutputChannel
 
 from connectors.aggregator import AggregatorInputBase, form_of
 from core.config import env
-from connectors.at_outbox import AtSmsSender, NumberBox, SmsOutbox
+from connectors.at_outbox import AtSmsSender, SmsOutbox
 from connectors.security import DEV_SENDER_ID_SECRET
 from connectors.settings import AtSmsSettings
+from core.number_vault import NumberVault
 from connectors.sms_conversation import SmsConversation, SmsRequest
 from infra.optout import get_registry
 from infra.redis_client import redis_client
@@ -58,7 +59,7 @@ class AfricasTalkingSmsInput(SmsConversation, AggregatorInputBase):
             self._log.warning("AT_USERNAME / AT_API_KEY are not set: at_sms cannot send replies.")
             return None
         sender = AtSmsSender(settings.username, settings.api_key, settings.sender, settings.api_base_url)
-        box = NumberBox(settings.sender_id_secret or DEV_SENDER_ID_SECRET)
+        box = NumberVault.from_env(settings.sender_id_secret or DEV_SENDER_ID_SECRET)
         url = (settings.redis_url if settings.redis_url is not None else env("REDIS_URL", default="")).strip()
         prefix = env("REDIS_KEY_PREFIX", default="bakame")
         return SmsOutbox(sender, self.optouts, box, redis_client(url) if url else None, key=f"{prefix}:at_sms:outbox")

@@ -59,6 +59,19 @@ def require_aggregator_secrets(callback_secret: Optional[Text], sender_id_secret
         raise InvalidConfigException(refusal(problems))
 
 
+def require_number_keys() -> None:
+    """Refuse a production channel that sends outbound messages without ``NUMBER_KEYS``."""
+    import os
+
+    from rasa.shared.exceptions import InvalidConfigException
+
+    from infra.settings import number_key_problems, refusal
+
+    problems = number_key_problems(os.environ.get("NUMBER_KEYS"))
+    if problems:
+        raise InvalidConfigException(refusal(problems))
+
+
 def twilio_params(request: Any) -> RequestParameters:
     """The POST parameters *including blank ones*.
 

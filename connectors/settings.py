@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional, Text, Tupl
 from rasa.shared.exceptions import InvalidConfigException
 
 from connectors.common import as_bool, as_float, as_int, as_list, setting
-from connectors.security import require_aggregator_secrets, require_production_secrets
+from connectors.security import require_aggregator_secrets, require_number_keys, require_production_secrets
 from core import language as languages
+from infra.outreach_settings import outreach_enabled
 from infra.rate_limit import Limits
 
 S = TypeVar("S", bound="PhoneSettings")
@@ -103,6 +104,8 @@ class TwilioSettings(PhoneSettings):
 
     def _require_production(self) -> None:
         require_production_secrets(self.auth_token, self.sender_id_secret, self.validate_signature)
+        if outreach_enabled():
+            require_number_keys()
 
     @property
     def dev_secret_allowed(self) -> bool:
@@ -259,7 +262,8 @@ class SmsOptions(PhoneSettings):
             more_keywords=frozenset(as_list(setting(c, "more_keywords"))) or DEFAULT_MORE_KEYWORDS,
             keypad_enabled=as_bool(setting(c, "keypad_enabled"), True),
             dedupe_ttl=as_float(setting(c, "dedupe_ttl"), 24 * 3600.0),
-            optout=as_bool(setting(c, "optout"), cls.optout_default),
+            # outbound messages (infra/outreach.py) come from Twilio's number: STOP must work there
+            optout=as_bool(setting(c, "optout", "SMS_OPTOUT"), cls.optout_default or outreach_enabled()),
         )
 
 
@@ -341,6 +345,7 @@ class AtSmsSettings(SmsOptions, AggregatorSettings):
 
     def _require_production(self) -> None:
         super()._require_production()
+        require_number_keys()
         if not self.username or not self.api_key:
             raise InvalidConfigException(
                 "Refusing to start in production: AT_USERNAME and AT_API_KEY are needed to send SMS replies."

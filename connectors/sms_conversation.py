@@ -40,7 +40,9 @@ from connectors.sms_input import REFUSAL_PROMPTS, SmsKind, is_keypad, keyword, r
 from connectors.state import wait_for_value
 from connectors.timing import TurnTimer, log_turn
 from connectors.turns import result_of
+from connectors.outreach_sms import OutreachSms
 from infra.optout import OptOutRegistry, get_registry, keyword_of
+from infra.outreach import process_outreach
 
 CONV_TTL = 24 * 3600.0
 MORE_TTL = 3600.0
@@ -59,6 +61,7 @@ class SmsRequest:
     started: float
     conv: SmsState = field(default_factory=SmsState)  # loaded at the start, saved once at the end
     confirmation: bool = False  # the reply confirms an opt-out: it goes out although the learner opted out
+    body: Optional[Text] = None  # the text for the assistant: the message with phone numbers masked
 
 
 class SmsConversation:
@@ -66,6 +69,8 @@ class SmsConversation:
 
     settings: SmsOptions
     optouts: Optional[OptOutRegistry] = None  # set on first use (infra.optout.get_registry)
+    outreach: Any = None  # infra.outreach.Outreach; None: the process's (OUTREACH_ENABLED), if any
+    _outreach_sms: Optional[OutreachSms] = None
 
     # ------------------------------------------------------------------ webhook
     def _params(self, request: Request) -> Any:
@@ -134,7 +139,7 @@ class SmsConversation:
             log_turn(self.name(), short_ref(sms.sender_id), TurnTimer(sms.started), kind=refused.value, messages=1,
                      over_budget=False)
         else:
-            reply = await self._answer(sms)
+            reply = await self._outreach_or_answer(sms)
         await self.store.set(self._conv_key(sms.sender_id), conv.to_dict(), CONV_TTL)  # the one save per message
         return reply
 
@@ -156,6 +161,19 @@ class SmsConversation:
         sms.confirmation = kind == "stop"  # the one message an opted-out learner still gets
         return gsm.sanitize(self.prompts.get(OPTOUT_PROMPTS[kind], conv.lang))
 
+    async def _outreach_or_answer(self, sms: SmsRequest) -> Optional[Text]:
+        """Reminders, guardians' numbers and YES answered here (connectors.outreach_sms), else the assistant."""
+        if self._outreach_sms is None:
+            self._outreach_sms = OutreachSms(self.outreach or process_outreach(), self.hasher)
+        step = await self._outreach_sms.step((sms.form.get("Body") or "").strip(), sms.sender_id,
+                                             sms.form.get("From") or "", sms.conv.lang)
+        if step.reply is not None:
+            log_turn(self.name(), short_ref(sms.sender_id), TurnTimer(sms.started), kind="outreach", messages=1,
+                     over_budget=False)
+            return self._fit(step.reply, sms.conv, keep_more=True)
+        sms.body = step.body
+        return await self._answer(sms)
+
     async def _duplicate(self, message_sid: Text, sender_id: Text) -> Optional[Text]:
         record = await wait_for_value(
             self.store, self._sid_key(message_sid), lambda v: v.get("status") == "done", self.turn_budget
@@ -170,7 +188,7 @@ class SmsConversation:
 
     async def _answer(self, sms: SmsRequest) -> Text:
         conv, form = sms.conv, sms.form
-        text = (form.get("Body") or "").strip()
+        text = sms.body if sms.body is not None else (form.get("Body") or "").strip()
         records, conv.pending = await self.turns.collect_ready(sms.sender_id, conv.pending)
         earlier = self._take_carried(conv, records)
         asked = keyword(text, conv, self.settings, ready=bool(earlier.texts), running=bool(conv.pending),

@@ -48,9 +48,11 @@ from twilio.twiml.voice_response import VoiceResponse
 from rasa.core.channels.channel import UserMessage
 
 from connectors.base import TwilioInputBase
-from connectors.call_end import CallEndRecorder
+from connectors.outreach_voice import add_outreach, slot_freer
+from connectors.call_end import CallEndRecorder, add_status_route
 from connectors.common import BotOutput, TwilioVoiceCollector, as_int, read_conversation, strip_emoji
 from connectors.security import short_ref, twilio_params
+from infra.outreach import process_outreach
 from connectors.session_state import CALL_TTL, STT_FAILURES_BEFORE_GATHER, CallState, call_key
 from connectors.settings import VoiceSettings
 from connectors.speech import VoiceOut, audio_secret
@@ -59,7 +61,7 @@ from connectors.timing import TurnTimer, log_turn
 from connectors.transcription import Transcriber, TranscriptionError
 from connectors.turns import MISSING, result_of
 from connectors.twiml import GATHER, HANGUP, HOLD, Speech, VoiceReply, VoiceTwiml, action_base, kinyarwanda_listen_mode
-from connectors.voice_input import InputKind, VoiceInput, call_ended, call_metadata, classify
+from connectors.voice_input import InputKind, VoiceInput, call_metadata, classify
 from core import language as languages
 
 logger = logging.getLogger(__name__)
@@ -107,16 +109,18 @@ class TwilioVoiceInput(TwilioInputBase):
 
     def __init__(
         self, settings: VoiceSettings, *, store: Any = None, transcriber: Optional[Transcriber] = None,
-        speech: Optional[Speech] = None, voice_out: Optional[VoiceOut] = None,
+        speech: Optional[Speech] = None, voice_out: Optional[VoiceOut] = None, outreach: Any = None,
     ) -> None:
         """``transcriber``: the Kinyarwanda ``<Record>`` path (none by default); ``voice_out``: speech
-        sources (``connectors.speech``; ``<Say>`` only by default), ``speech`` their last resort."""
+        sources (``connectors.speech``; ``<Say>`` only by default), ``speech`` their last resort;
+        ``outreach``: callbacks (``connectors.outreach_voice``; default: the process's, if enabled)."""
         self.voice_out = voice_out or VoiceOut(SpeechSettings(), audio_secret(settings.sender_id_secret))
         self.transcriber = transcriber or Transcriber(None)
         self.rw_mode = kinyarwanda_listen_mode(settings.rw_mode, self.transcriber.enabled)
         self.twiml = VoiceTwiml(settings, speech)
         super().__init__(settings, store=store)
-        self.call_end = CallEndRecorder(self.store, self.name(), settings.call_end_intent)
+        self.outreach = outreach if outreach is not None else process_outreach()
+        self.call_end = CallEndRecorder(self.store, self.name(), settings.call_end_intent, slot_freer(self.outreach))
 
     def listen_mode(self, lang: Optional[Text], call: Optional[CallState] = None) -> Text:
         # Kinyarwanda, or not known yet: rw_mode (a recording is transcribed in either), unless transcription fails
@@ -126,20 +130,9 @@ class TwilioVoiceInput(TwilioInputBase):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = super().blueprint(on_new_message)
         self.voice_out.add_route(bp)  # GET .../audio/<name>.wav: the <Play> audio
+        add_outreach(bp, self, self.outreach)  # POST .../callback: the missed-call number; the worker
 
-        @bp.route("/status", methods=["POST"])
-        async def status(request: Request) -> HTTPResponse:
-            rejected = self._reject_unsigned(request, "status callback")
-            if rejected is not None:
-                return rejected
-            try:
-                form = twilio_params(request)
-                call_sid = (form.get("CallSid") or "").strip()
-                if call_sid and call_ended(form) and self.hasher:
-                    await self.call_end.record(form, call_sid, self._sender_id(form, call_sid), on_new_message)
-            except Exception:
-                logger.exception("twilio_voice status callback failed.")
-            return self._xml(VoiceResponse())
+        add_status_route(bp, self, on_new_message)  # POST .../status: the end of a call
 
         return bp
 

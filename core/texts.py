@@ -48,6 +48,7 @@ CATALOGUES = (
     Catalogue("", "actions/content/messages.yml"),  # what the action server says itself
     Catalogue("channel", "actions/content/channel.yml",  # what the phone channels say on their own
               sms_only=("sms_", "ussd_", "optout_")),
+    Catalogue("outreach", "actions/content/outreach.yml", sms_only=("",)),  # reminders, guardian reports
     Catalogue("math", "actions/content/math.yml", "texts"),
     Catalogue("reading", "actions/content/stories.yml", "texts"),
     Catalogue("english", "actions/content/english.yml", "texts"),

@@ -24,7 +24,9 @@ What one learner has, per store:
   MessageSids (``voice:call:<CallSid>``, ``voice:turn:<CallSid>:<turn>``,
   ``voice:ended:<CallSid>``, ``sms:sid:<MessageSid>``), the sids being read from the
   learner's events. Keys are found with SCAN and an exact ``:``-delimited match, never
-  KEYS or FLUSH.
+  KEYS or FLUSH. Outreach (``<prefix>:outreach:``, ``infra.number_store``): the learner's
+  sealed number, guardian link (and the guardian's number when no other learner names
+  them), queued callbacks, reminders and reports, today's counters.
 * PostgreSQL: ``events`` rows with ``sender_id = <id>``; ``learner_progress`` and
   ``learner_profile`` rows with ``learner_id = <id>`` (the actions use the sender id).
 * the event spool (SQLite at ``EVENT_SPOOL_PATH``): rows not yet moved to PostgreSQL.
@@ -206,6 +208,13 @@ class RedisData:
         channel = self.channel_keys(identifiers)
         counts["redis channel state"] += int(self.main.delete(*channel)) if channel else 0
         counts["redis rate limits"] += int(self.main.delete(*self.rate_limit_keys(sender_id)))
+        counts["outreach numbers, guardian links, jobs"] += self.erase_outreach(sender_id)
+
+    def erase_outreach(self, sender_id: str) -> int:
+        """The learner's sealed number, guardian link and queued callbacks, reminders, reports."""
+        from infra.number_store import erase_sync, outreach_prefix
+
+        return erase_sync(self.main, sender_id, outreach_prefix(self.stores.key_prefix))
 
     def rate_limit_keys(self, sender_id: str) -> List[str]:
         """The per-learner rate limiter's window and notice keys (infra/rate_limit.py)."""
@@ -372,7 +381,7 @@ class ProgressRows:
 
 # --------------------------------------------------------------------------- commands
 ERASE_REPORT = (("redis tracker", "key"), ("redis channel state", "key"), ("redis turn locks", "key"),
-                ("redis rate limits", "key"),
+                ("redis rate limits", "key"), ("outreach numbers, guardian links, jobs", "key"),
                 ("events (PostgreSQL)", "row"), ("event spool", "row"), ("progress", "row"), ("profile", "row"))
 
 

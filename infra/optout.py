@@ -55,6 +55,18 @@ def bulk_window_open(now: Optional[datetime] = None) -> bool:
     return BULK_HOURS[0] <= local.hour < BULK_HOURS[1]
 
 
+def next_bulk_time(now: Optional[datetime] = None) -> datetime:
+    """``now`` when the bulk window is open, else the next 08:00 Rwanda time (aware, UTC)."""
+    now = now or datetime.now(timezone.utc)
+    if bulk_window_open(now):
+        return now
+    local = now.astimezone(RWANDA)
+    opening = local.replace(hour=BULK_HOURS[0], minute=0, second=0, microsecond=0)
+    if local.hour >= BULK_HOURS[1]:
+        opening += timedelta(days=1)
+    return opening.astimezone(timezone.utc)
+
+
 class OptOutRegistry:
     """Opt-out records per conversation id; ``may_send`` before every outbound message."""
 

@@ -87,6 +87,10 @@ AGGREGATOR_SECRETS: Dict[str, str] = {
     "AT_CALLBACK_SECRET": "the secret path segment that proves a callback was configured by us",
 }
 AGGREGATOR_CHANNELS = ("connectors.ussd.UssdInput", "connectors.at_sms.AfricasTalkingSmsInput")
+# Outbound sending keeps real numbers (the aggregator's SMS outbox; OUTREACH_ENABLED: callbacks,
+# reminders, guardian reports), sealed with these keys (core/number_vault.py, docs/outreach.md).
+NUMBER_SECRETS: Dict[str, str] = {"NUMBER_KEYS": "encrypts the phone numbers kept for outbound messages"}
+OUTBOUND_CHANNELS = ("connectors.at_sms.AfricasTalkingSmsInput",)
 # A short key can be brute-forced over all Rwandan numbers (10^9) to reverse a conversation id.
 MIN_SECRET_LENGTH = {"SENDER_ID_SECRET": 16, "RASA_AUTH_TOKEN": 16, "AT_CALLBACK_SECRET": 16}
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
@@ -123,7 +127,9 @@ def secret_problems(environ: Optional[Mapping[str, str]] = None,
     problems = []
     for name in names or list(PRODUCTION_SECRETS):
         value = config.env(name, default="", environ=environ)
-        if not value:
+        if name in NUMBER_SECRETS:
+            problems += number_key_problems(value)
+        elif not value:
             problems.append(f"{name} is not set")
         elif is_placeholder(value):
             problems.append(f"{name} is still a placeholder")
@@ -133,6 +139,19 @@ def secret_problems(environ: Optional[Mapping[str, str]] = None,
             not as_bool(environ.get("TWILIO_VALIDATE_SIGNATURE"), True):
         problems.append("TWILIO_VALIDATE_SIGNATURE=false is allowed only for `make run`")
     return problems
+
+
+def number_key_problems(spec: Optional[str]) -> List[str]:
+    """What is wrong with ``NUMBER_KEYS`` (empty: usable)."""
+    from core.number_vault import VaultConfigError, parse_keys
+
+    if not (spec or "").strip():
+        return ["NUMBER_KEYS is not set (outbound messages keep numbers encrypted: docs/outreach.md)"]
+    try:
+        parse_keys(spec or "")
+    except VaultConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def required_secrets(credentials: Optional[Path] = None) -> List[str]:
@@ -148,6 +167,8 @@ def required_secrets(credentials: Optional[Path] = None) -> List[str]:
         mounted = {}
     if any(channel in mounted for channel in AGGREGATOR_CHANNELS):
         names += list(AGGREGATOR_SECRETS)
+    if any(channel in mounted for channel in OUTBOUND_CHANNELS) or as_bool(os.environ.get("OUTREACH_ENABLED"), False):
+        names += list(NUMBER_SECRETS)
     return names
 
 

@@ -9,7 +9,8 @@ import pytest
 from aggregator_fixtures import FakeAtApi, FormPoster, at_sms_form, fresh_number
 from connector_fixtures import AUTH_TOKEN, PUBLIC_BASE, SENDER_SECRET, ScriptedAgent, TwilioClient, make_app, \
     messages_of, parse_twiml, sms_params
-from connectors.at_outbox import AtSmsSender, NumberBox, SmsOutbox
+from connectors.at_outbox import AtSmsSender, SmsOutbox
+from core.number_vault import NumberVault
 from connectors.at_sms import AfricasTalkingSmsInput
 from connectors.security import SenderIdHasher
 from connectors.settings import AtSmsSettings, SmsSettings
@@ -122,7 +123,7 @@ async def test_other_addresses_and_wrong_secrets_get_403(at_api):
 
 async def test_a_failed_send_is_retried(at_api):
     at_api.fail_first = 1
-    box = NumberBox(SENDER_SECRET)
+    box = NumberVault.from_env(SENDER_SECRET, environ={})
     outbox = SmsOutbox(AtSmsSender("bakame", "k", "4321", at_api.base), OptOutRegistry(), box, retry_delay=0.01)
     number = fresh_number()
     await outbox.put("tw_x", number, "hello")
@@ -136,13 +137,13 @@ async def test_the_redis_outbox_holds_no_number_and_survives_a_restart(at_api):
     number = fresh_number()
     sender = AtSmsSender("bakame", "k", "4321", at_api.base)
     try:
-        first = SmsOutbox(sender, OptOutRegistry(), NumberBox(SENDER_SECRET), client, key=key)
-        await first._push(json.dumps({"sender_id": "tw_y", "to": first.box.seal(number), "text": "queued",
+        first = SmsOutbox(sender, OptOutRegistry(), NumberVault.from_env(SENDER_SECRET, environ={}), client, key=key)
+        await first._push(json.dumps({"sender_id": "tw_y", "to": first.box.seal(number, "tw_y"), "text": "queued",
                                       "confirmation": False, "attempts": 0}))
         await client.lmove(key, key + ":sending", "LEFT", "RIGHT")  # a process died while sending it
         stored = [v.decode() for v in await client.lrange(key + ":sending", 0, -1)]
         assert stored and number not in stored[0] and number[1:] not in stored[0]
-        second = SmsOutbox(sender, OptOutRegistry(), NumberBox(SENDER_SECRET), client, key=key)
+        second = SmsOutbox(sender, OptOutRegistry(), NumberVault.from_env(SENDER_SECRET, environ={}), client, key=key)
         assert await second.drain() == 1 and at_api.to(number) == ["queued"]
         assert await client.llen(key) == 0 and await client.llen(key + ":sending") == 0
     finally:

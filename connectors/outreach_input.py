@@ -1,0 +1,96 @@
+"""What an SMS asks of outreach, read before the assistant sees it (pure functions).
+
+* :func:`find_numbers` / :func:`mask_numbers` -- phone numbers in a message (Rwandan mobile
+  numbers, written ``07..``, ``2507..``, ``+2507..``, with spaces or dashes, and any ``+``
+  international number). A number never reaches Rasa (its events go to PostgreSQL): it is
+  replaced by ``[number]``; a guardian's number is kept sealed aside (``infra.number_store``).
+* :func:`guardian_request` -- "my mother's number is 0788 123 456", "umubyeyi 0788123456":
+  the number (E.164) when the message names a guardian and gives one number.
+* :func:`reminder_request` -- "remind me tomorrow", "unyibutse ejo saa 17", "remind me at 5pm
+  by call": when (Rwanda time) and how.
+* :func:`is_yes` -- YES / YEGO alone (a guardian confirming).
+
+Phrases are data: ``connectors/outreach_phrases.yml``. Handled by the channel rather than
+by NLU intents so no number ever enters the tracker and no retrain is needed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Optional, Text
+
+import yaml
+
+PHRASES = Path(__file__).resolve().parent / "outreach_phrases.yml"
+MASK = "[number]"
+_NUMBER = re.compile(r"(?<![\d+])(?:(?:\+|00)?250[\s-]?|0)?7[2389](?:[\s-]?\d){7}(?!\d)|\+\d(?:[\s-]?\d){7,14}(?!\d)")
+_HOUR = re.compile(r"\b(?:at|saa|ku|kuri|for)?\s*(\d{1,2})(?:[:h.](\d{2}))?\s*(am|pm)?\b")
+_WORD = re.compile(r"[a-z']+")
+
+
+@lru_cache(maxsize=1)
+def phrases() -> Dict[Text, List[Text]]:
+    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8")) or {}
+    return {kind: [str(p).lower() for p in items] for kind, items in data.items()}
+
+
+def _has(text: Text, kind: Text) -> bool:
+    padded = " " + " ".join(_WORD.findall(text.lower())) + " "
+    return any(f" {phrase} " in padded for phrase in phrases()[kind])
+
+
+def e164(raw: Text) -> Text:
+    digits = re.sub(r"[^\d+]", "", raw)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if digits.startswith("+"):
+        return digits
+    if digits.startswith("250"):
+        return "+" + digits
+    return "+250" + digits.lstrip("0")
+
+
+def find_numbers(text: Optional[Text]) -> List[Text]:
+    return [e164(m.group()) for m in _NUMBER.finditer(text or "")]
+
+
+def mask_numbers(text: Text) -> Text:
+    return _NUMBER.sub(MASK, text)
+
+
+def guardian_request(text: Optional[Text]) -> Optional[Text]:
+    numbers = find_numbers(text)
+    if len(numbers) == 1 and _has(_NUMBER.sub(" ", text or ""), "guardian"):
+        return numbers[0]
+    return None
+
+
+def is_yes(text: Optional[Text]) -> bool:
+    return (text or "").strip().strip(".!").strip().lower() in phrases()["confirm"]
+
+
+@dataclass(frozen=True)
+class ReminderRequest:
+    due: datetime  # Rwanda time
+    channel: Text  # sms | call
+    tomorrow: bool
+
+
+def reminder_request(text: Optional[Text], now: datetime, default_hour: int = 17) -> Optional[ReminderRequest]:
+    """The reminder a message asks for (``now``: aware, Rwanda time), or None."""
+    text = (text or "").lower()
+    if not _has(text, "reminder") or find_numbers(text):
+        return None
+    hour = default_hour
+    match = _HOUR.search(text)
+    if match and int(match.group(1)) <= 23:
+        hour, suffix = int(match.group(1)), match.group(3)
+        hour = hour + 12 if (suffix == "pm" and hour < 12) or (suffix is None and 1 <= hour < 8) else hour
+    day = now.date() + timedelta(days=0 if _has(text, "today") else 1)
+    due = now.replace(year=day.year, month=day.month, day=day.day, hour=hour % 24, minute=0, second=0, microsecond=0)
+    if due <= now:
+        due += timedelta(days=1)
+    return ReminderRequest(due, "call" if _has(text, "by_call") else "sms", due.date() > now.date())

@@ -1,0 +1,374 @@
+"""Outreach (issue 18): missed-call callback, reminders, guardian reports, opt-out, sealed numbers.
+
+Against the real shared Redis (a unique key prefix per test), a real progress store and a
+local fake of Twilio's REST API (``tests/fake_twilio_api.py``) the ``twilio`` client is
+pointed at; webhooks are signed as Twilio signs them. Time is the outreach's clock (a
+number the test moves), never a timed assertion.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from connector_fixtures import (
+    AUTH_TOKEN, PUBLIC_BASE, SENDER_SECRET, ScriptedAgent, TwilioClient, call_params, make_app, messages_of,
+    parse_twiml, sms_params,
+)
+from connectors.prompts import Prompts
+from connectors.security import SenderIdHasher
+from connectors.settings import SmsSettings, VoiceSettings
+from connectors.state import InMemoryStateStore
+from connectors.twilio_sms import TwilioSmsInput
+from connectors.twilio_voice import TwilioVoiceInput
+from core import gsm, texts
+from core.number_vault import NumberVault, new_key_spec, parse_keys
+from core.types import Progress
+from fake_twilio_api import FakeTwilioApi
+from infra.number_store import erase_sync
+from infra.optout import RWANDA, OptOutRegistry
+from infra.outbound import TwilioOutbound
+from infra.outreach import Outreach
+from infra.outreach_settings import OutreachSettings
+from infra.progress_store import ProgressStore
+from infra.redis_client import redis_client
+
+pytestmark = pytest.mark.asyncio
+
+REDIS = "redis://127.0.0.1:6379/0"
+ACCOUNT = "AC" + "7" * 32
+CALL_FROM, SMS_FROM = "+250780000001", "+250780000002"
+CALLBACK = "/webhooks/twilio_voice/callback"
+SMS = "/webhooks/twilio_sms/webhook"
+HASH = SenderIdHasher(SENDER_SECRET)
+MONDAY_10H = datetime(2026, 1, 5, 10, 0, tzinfo=RWANDA).timestamp()  # a Monday, 10:00 in Kigali
+
+
+def fresh_number() -> str:
+    return "+25078" + "".join(random.choice("0123456789") for _ in range(7))
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Stack:
+    """One deployment's outreach pieces on a private key prefix; ``restart`` builds new ones."""
+
+    def __init__(self, api: FakeTwilioApi, progress: ProgressStore, **settings) -> None:
+        self.api, self.progress, self.clock = api, progress, Clock(MONDAY_10H)
+        self.prefix = f"test{uuid.uuid4().hex[:10]}"
+        self.keys = new_key_spec("k1")
+        values = dict(enabled=True, redis_url=REDIS, account_sid=ACCOUNT, auth_token=AUTH_TOKEN,
+                      api_base_url=api.base, call_from=CALL_FROM, sms_from=SMS_FROM, public_base_url=PUBLIC_BASE,
+                      callback_delay=0.0, poll_seconds=0.05)
+        values.update(settings)
+        self.settings = OutreachSettings(**values)
+        self.clients = []
+        self.outreach = self.restart()
+
+    def restart(self) -> Outreach:
+        """A new process: new clients and objects, the same Redis and keys."""
+        client = redis_client(REDIS)
+        self.clients.append(client)
+        self.optouts = OptOutRegistry(client, key=f"{self.prefix}:optout")
+        return Outreach(self.settings, client, NumberVault(parse_keys(self.keys)),
+                        TwilioOutbound(ACCOUNT, AUTH_TOKEN, self.api.base), self.optouts, self.progress,
+                        prefix=f"{self.prefix}:outreach", clock=self.clock)
+
+    def voice(self, agent=None):
+        channel = TwilioVoiceInput(VoiceSettings(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET,
+                                                 public_base_url=PUBLIC_BASE, timing_instrumentation=False),
+                                   store=InMemoryStateStore(), outreach=self.outreach)
+        return TwilioClient(make_app([channel], agent or ScriptedAgent()))
+
+    def sms(self, agent=None):
+        channel = TwilioSmsInput(SmsSettings(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET,
+                                             public_base_url=PUBLIC_BASE, timing_instrumentation=False,
+                                             optout=True), store=InMemoryStateStore())
+        channel.outreach, channel.optouts = self.outreach, self.optouts
+        return TwilioClient(make_app([channel], agent or ScriptedAgent()))
+
+    async def redis_dump(self) -> bytes:
+        """Every key of this deployment, as ``DUMP`` writes it (what a Redis backup holds)."""
+        client = self.clients[0]
+        return b"".join([await client.dump(k) or b"" async for k in client.scan_iter(match=f"{self.prefix}*")])
+
+    async def close(self) -> None:
+        await self.outreach.stop()
+        client = self.clients[0]
+        keys = [k async for k in client.scan_iter(match=f"{self.prefix}*")]
+        if keys:
+            await client.delete(*keys)
+
+
+@pytest.fixture
+def api():
+    fake = FakeTwilioApi(ACCOUNT, AUTH_TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+async def progress(tmp_path):
+    store = ProgressStore(f"sqlite+aiosqlite:///{tmp_path}/progress.db", spool_path=str(tmp_path / "spool.db"))
+    yield store
+    await store.dispose()
+
+
+@pytest.fixture
+async def stack(api, progress):
+    made = []
+
+    def build(**settings) -> Stack:
+        made.append(Stack(api, progress, **settings))
+        return made[-1]
+
+    yield build
+    for one in made:
+        await one.close()
+
+
+async def sms(client, body, number):
+    response = await client.post(SMS, sms_params(body, From=number))
+    assert response.status_code == 200, response.text
+    return messages_of(parse_twiml(response.text))
+
+
+async def until(condition, rounds=400):
+    """Wait for the background worker (bounded; not a timing assertion)."""
+    for _ in range(rounds):
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------------- missed-call callback
+async def test_a_missed_call_is_rejected_and_called_back_once(stack):
+    s = stack()
+    learner = fresh_number()
+    response = await s.voice().post(CALLBACK, call_params(From=learner, Caller=learner, To=CALL_FROM))
+    assert response.status_code == 200
+    reject = parse_twiml(response.text).find("Reject")
+    assert reject is not None and reject.get("reason") == "busy"
+    assert await until(lambda: s.api.calls(learner)), "no callback reached the Twilio API"
+    await asyncio.sleep(0.3)  # a few more worker rounds: still one call
+    [call] = s.api.calls(learner)
+    assert call["Url"] == f"{PUBLIC_BASE}/webhooks/twilio_voice/webhook" and call["Method"] == "POST"
+    assert call["From"] == CALL_FROM and call["StatusCallback"] == f"{PUBLIC_BASE}/webhooks/twilio_voice/status"
+
+
+async def test_an_unsigned_missed_call_is_refused_and_not_called_back(stack):
+    s = stack()
+    learner = fresh_number()
+    response = await s.voice().post(CALLBACK, call_params(From=learner), sign=False)
+    assert response.status_code == 403
+    await s.outreach.run_due()
+    assert s.api.calls(learner) == []
+
+
+async def test_callbacks_per_learner_per_day(stack):
+    s = stack(callbacks_per_day=1)
+    learner = fresh_number()
+    assert await s.outreach.request_callback(HASH(learner), learner) == "queued"
+    assert await s.outreach.request_callback(HASH(learner), learner) == "daily_limit"
+    assert await s.outreach.run_due() == 1 and len(s.api.calls(learner)) == 1
+    s.clock.now += 86400  # the next day
+    assert await s.outreach.request_callback(HASH(learner), learner) == "queued"
+
+
+async def test_no_callback_in_quiet_hours_but_at_once_outside_the_bulk_window(stack):
+    s = stack(quiet_hours=(21, 7))
+    learner = fresh_number()
+    s.clock.now = datetime(2026, 1, 5, 22, 30, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.request_callback(HASH(learner), learner) == "quiet_hours"
+    assert await s.outreach.run_due() == 0 and s.api.calls(learner) == []
+    s.clock.now = datetime(2026, 1, 5, 20, 30, tzinfo=RWANDA).timestamp()  # after 20:00, before quiet hours
+    assert await s.outreach.request_callback(HASH(learner), learner) == "queued"
+    assert await s.outreach.run_due() == 1  # the learner asked: not held to 08:00-20:00
+
+
+async def test_calls_in_progress_are_capped_and_a_waiting_callback_is_kept(stack):
+    s = stack(max_calls=1)
+    first, second = fresh_number(), fresh_number()
+    for number in (first, second):
+        await s.outreach.request_callback(HASH(number), number)
+    assert await s.outreach.run_due() == 1
+    assert await s.outreach.run_due() == 0  # the second waits for a free slot
+    [placed] = [r for r in s.api.requests if r["kind"] == "Calls"]
+    waiting = second if placed["form"]["To"] == first else first
+    s.outreach = s.restart()  # nothing queued is lost on a restart
+    voice = s.voice()
+    ended = call_params(CallSid=placed["sid"], CallStatus="completed", Direction="outbound-api",
+                        To=placed["form"]["To"], From=CALL_FROM, CallDuration="60")
+    assert (await voice.post("/webhooks/twilio_voice/status", ended)).status_code == 200
+    s.clock.now += 60
+    assert await s.outreach.run_due() == 1 and len(s.api.calls(waiting)) == 1
+
+
+async def test_the_monthly_budget_caps_outbound(stack):
+    s = stack(monthly_budget_cents=40.0, call_cost_cents=30.0)
+    first, second = fresh_number(), fresh_number()
+    await s.outreach.request_callback(HASH(first), first)
+    assert await s.outreach.run_due() == 1
+    await s.outreach.request_callback(HASH(second), second)
+    assert await s.outreach.run_due() == 0 and s.api.calls(second) == []
+
+
+async def test_a_failed_twilio_request_is_retried(stack):
+    s = stack()
+    learner = fresh_number()
+    s.api.fail_next = 1
+    await s.outreach.request_callback(HASH(learner), learner)
+    assert await s.outreach.run_due() == 0
+    s.clock.now += 60
+    assert await s.outreach.run_due() == 1 and len(s.api.calls(learner)) == 1
+
+
+# ---------------------------------------------------------------------- reminders
+@pytest.mark.parametrize("language,body", [("en", "remind me tomorrow"), ("rw", "unyibutse ejo")])
+async def test_a_reminder_survives_a_restart_and_fires_once(stack, language, body):
+    s = stack()
+    learner = fresh_number()
+    agent = ScriptedAgent()
+    agent.state[HASH(learner)] = {"language": language, "module": None, "loop": None, "problem": None, "said": []}
+    [reply] = await sms(s.sms(agent), body, learner)
+    when = texts.text("outreach.reminder_when_tomorrow", language, hour="17")
+    assert reply == texts.text("outreach.reminder_set", language,
+                               how=texts.text("outreach.reminder_how_sms", language), when=when)
+    assert agent.received == []  # answered by the channel
+    assert await s.outreach.run_due() == 0  # not due yet
+    await s.outreach.stop()
+    workers = [s.restart(), s.restart()]  # every process restarted; two of them now
+    s.clock.now = datetime(2026, 1, 6, 17, 0, 5, tzinfo=RWANDA).timestamp()
+    sent = await asyncio.gather(*(w.run_due() for w in workers))
+    assert sum(sent) == 1 and s.api.messages(learner) == [texts.text("outreach.reminder_sms", language)]
+    s.clock.now += 3600
+    assert await workers[0].run_due() == 0 and len(s.api.messages(learner)) == 1
+
+
+async def test_a_reminder_asked_for_the_night_waits_for_0800_and_one_a_day(stack):
+    s = stack()
+    learner = fresh_number()
+    await sms(s.sms(), "remind me tomorrow at 6am by call", learner)
+    await sms(s.sms(), "remind me tomorrow at 7am by call", learner)  # the same day: replaces the first
+    s.clock.now = datetime(2026, 1, 6, 7, 0, 5, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.run_due() == 0 and s.api.calls(learner) == []
+    s.clock.now = datetime(2026, 1, 6, 8, 0, 1, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.run_due() == 1 and len(s.api.calls(learner)) == 1
+
+
+# ---------------------------------------------------------------------- guardians
+REPORTS = {
+    "en": "BAKAME: Aline practised math and reading this week: 4 of 5 right. Well done, keep it up! STOP to end",
+    "rw": "BAKAME: Aline yitoje imibare na gusoma iki cyumweru: 4 kuri 5 ni byo. Ni byiza cyane, komeza! "
+          "HAGARIKA ngo bihagarare",
+}
+
+
+@pytest.mark.parametrize("language", ["en", "rw"])
+async def test_guardian_double_opt_in_weekly_report_then_hagarika(stack, progress, language):
+    s = stack()
+    learner, guardian = fresh_number(), fresh_number()
+    learner_id = HASH(learner)
+    agent = ScriptedAgent()
+    agent.state[learner_id] = {"language": language, "module": None, "loop": None, "problem": None, "said": []}
+    await progress.save_profile(learner_id, name="Aline", language=language)
+    await progress.save(learner_id, "math", Progress(attempts=10, correct=7))
+    channel = s.sms(agent)
+    local = "0" + guardian[4:7] + " " + guardian[7:10] + " " + guardian[10:]
+    [reply] = await sms(channel, f"my mother's number is {local}", learner)
+    assert reply == texts.text("outreach.guardian_asked", language)
+    assert agent.received == []
+
+    assert await s.outreach.run_due() == 1  # the invitation
+    assert s.api.messages(guardian) == [texts.text("outreach.guardian_invite", language)]
+    assert await s.outreach.run_due() == 0  # no report before the guardian says yes
+    [confirmed] = await sms(channel, "YEGO" if language == "rw" else "yes", guardian)
+    assert confirmed == texts.text("outreach.guardian_confirmed", language)
+
+    await progress.save(learner_id, "math", Progress(attempts=13, correct=10))  # practised this week
+    await progress.save(learner_id, "reading", Progress(attempts=2, correct=1))
+    s.clock.now = datetime(2026, 1, 10, 10, 0, 5, tzinfo=RWANDA).timestamp()  # Saturday 10:00
+    assert await s.outreach.run_due() == 1
+    report = s.api.messages(guardian)[-1]
+    assert report == REPORTS[language] and gsm.is_gsm(report) and gsm.segment_count(report) == 1
+    assert await s.outreach.run_due() == 0  # once a week
+
+    [stopped] = await sms(channel, "HAGARIKA", guardian)
+    assert stopped == gsm.sanitize(Prompts().get("optout_stopped", None))  # the guardian's language is not known
+    s.clock.now += 7 * 86400
+    assert await s.outreach.run_due() == 0 and len(s.api.messages(guardian)) == 2
+
+    dump = await s.redis_dump()
+    for number in (learner, guardian):
+        assert number[4:].encode() not in dump and number[1:].encode() not in dump
+
+
+async def test_a_number_in_a_message_never_reaches_the_assistant(stack):
+    s = stack()
+    agent = ScriptedAgent()
+    learner, other = fresh_number(), fresh_number()
+    await sms(s.sms(agent), f"call {other[4:]} please", learner)
+    [message] = agent.received
+    assert other[4:] not in message.text and "[number]" in message.text
+
+
+async def test_outbound_stops_at_once_for_an_opted_out_number(stack):
+    s = stack()
+    learner = fresh_number()
+    await sms(s.sms(), "remind me tomorrow", learner)
+    await sms(s.sms(), "STOP", learner)
+    s.clock.now += 86400
+    assert await s.outreach.run_due() == 0 and s.api.messages(learner) == []
+    assert await s.outreach.request_callback(HASH(learner), learner) == "opted_out"
+
+
+# ---------------------------------------------------------------------- erase, dumps
+async def test_erase_removes_numbers_links_and_jobs(stack):
+    s = stack()
+    learner, guardian = fresh_number(), fresh_number()
+    await s.outreach.request_reminder(HASH(learner), learner, s.clock.now + 3600, "sms", "en")
+    await s.outreach.link_guardian(HASH(learner), HASH(guardian), guardian, "en")
+    sync = redis_client(REDIS, use_asyncio=False)
+    try:
+        assert erase_sync(sync, HASH(learner), f"{s.prefix}:outreach") >= 4
+    finally:
+        sync.close()
+    assert await s.outreach.numbers.number(HASH(learner)) is None
+    assert await s.outreach.numbers.number(HASH(guardian)) is None
+    assert await s.outreach.numbers.guardian_of(HASH(learner)) is None
+    s.clock.now += 86400
+    assert await s.outreach.run_due() == 0 and s.api.requests == []
+
+
+async def test_numbers_are_unreadable_in_redis_and_postgresql_dumps(stack, api):
+    pg = ProgressStore("postgresql://postgres@127.0.0.1:5432/test")
+    s = Stack(api, pg)
+    learner, guardian = fresh_number(), fresh_number()
+    try:
+        await s.sms().post(SMS, sms_params(f"umubyeyi wanjye {guardian}", From=learner))
+        await s.outreach.request_callback(HASH(learner), learner)
+        await pg.save_profile(HASH(learner), name="Aline", language="rw")
+        await pg.flush()
+        dump = await s.redis_dump()
+        assert b"k1:" in dump  # the sealed numbers are there...
+        pg_dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "test"],
+                                 capture_output=True, check=True).stdout
+        for number in (learner, guardian):  # ...and no number can be read, in any form
+            for form in (number, number[1:], "0" + number[4:], number[4:]):
+                assert form.encode() not in dump and form.encode() not in pg_dump
+        assert await s.outreach.numbers.number(HASH(guardian)) == guardian
+    finally:
+        await pg.forget(HASH(learner))
+        await pg.dispose()
+        await s.close()
