@@ -17,7 +17,10 @@ The channel turns its request into a form in Twilio's vocabulary (``_params``: `
   reply to the learner's next message (OK fetches it without starting a new turn);
 * with ``optout`` (the aggregator's default), STOP / HAGARIKA / START / TANGIRA / HELP /
   UBUFASHA alone are handled at once without the assistant (``infra.optout``), and an
-  opted-out learner gets no reply until START.
+  opted-out learner gets no reply until START;
+* outreach requests (a guardian's YES / YEGO, a guardian's number, "remind me tomorrow") are
+  answered by ``connectors.outreach_sms`` without the assistant, and every phone number in a
+  message is replaced by ``[number]`` before Rasa sees it (docs/outreach.md).
 
 Keypad-style replies work as on a call: a single digit picks a menu item or a button, and
 during a math problem digits are the answer (``connectors.keypad``).

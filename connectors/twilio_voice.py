@@ -25,6 +25,10 @@ One call, as Twilio sees it:
 6. ``CallStatus`` completed/busy/failed/no-answer/canceled (on either route) records the
    end of the call and clears its state.
 
+The callback number's webhook ``.../webhooks/twilio_voice/callback`` rejects the call
+(``<Reject reason="busy"/>``, free for the learner) and queues a callback that starts a call
+like any other (``connectors.outreach_voice``, docs/outreach.md).
+
 Every request must carry a valid ``X-Twilio-Signature`` (403 otherwise, before anything
 else happens). Internal errors are answered with polite TwiML, never an HTTP 500.
 

@@ -20,20 +20,20 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Text
+
+import yaml
 
 from core.config import env
 from infra.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
-# The keywords, as data: lower case, one word each. Usual carrier variants in English; the
-# Kinyarwanda ones say "stop", "start (again)", "help".
+# The keywords are data: infra/optout_keywords.yml (kind -> words).
 KEYWORDS: Mapping[Text, frozenset] = {
-    "stop": frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "opt-out",
-                       "hagarika", "hagarara", "sinshaka"}),
-    "start": frozenset({"start", "unstop", "subscribe", "tangira", "tangiza", "subukura"}),
-    "help": frozenset({"help", "info", "ubufasha", "mfasha"}),
+    kind: frozenset(str(w).lower() for w in words)
+    for kind, words in yaml.safe_load((Path(__file__).with_name("optout_keywords.yml")).read_text("utf-8")).items()
 }
 
 RWANDA = timezone(timedelta(hours=2))  # CAT, no daylight saving

@@ -47,3 +47,8 @@ learner-erase: setup
 
 events-retention: setup
 	@$(PY) -m infra.retention $(if $(DAYS),--days "$(DAYS)") $(if $(MODE),--mode "$(MODE)") $(if $(DRY_RUN),--dry-run)
+
+# Re-seal every stored phone number under the first key of NUMBER_KEYS (docs/outreach.md, key rotation).
+.PHONY: numbers-reencrypt
+numbers-reencrypt: setup
+	@$(PY) -m infra.number_store reencrypt
