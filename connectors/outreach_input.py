@@ -37,9 +37,27 @@ def phrases() -> Dict[Text, List[Text]]:
     return {kind: [str(p).lower() for p in items] for kind, items in data.items()}
 
 
+def _words(text: Text) -> Text:
+    return " ".join(_WORD.findall(text.lower()))
+
+
 def _has(text: Text, kind: Text) -> bool:
-    padded = " " + " ".join(_WORD.findall(text.lower())) + " "
+    padded = f" {_words(text)} "
     return any(f" {phrase} " in padded for phrase in phrases()[kind])
+
+
+def _is_request(text: Text, kind: Text) -> bool:
+    """The message opens with one of ``kind``'s phrases (after a "please") and says nothing but
+    when and how: a request, not a sentence that contains the word ("remind me to read")."""
+    words = _words(text).split()
+    while words and words[0] in phrases()["please"]:
+        words = words[1:]
+    opened = " ".join(words) + " "
+    phrase = next((p for p in sorted(phrases()[kind], key=len, reverse=True) if opened.startswith(p + " ")), None)
+    if phrase is None:
+        return False
+    allowed = {w for k in ("tomorrow", "today", "by_call", "filler", "please") for p in phrases()[k] for w in p.split()}
+    return all(word in allowed for word in words[len(phrase.split()):])
 
 
 def e164(raw: Text) -> Text:
@@ -82,15 +100,15 @@ class ReminderRequest:
 def reminder_request(text: Optional[Text], now: datetime, default_hour: int = 17) -> Optional[ReminderRequest]:
     """The reminder a message asks for (``now``: aware, Rwanda time), or None."""
     text = (text or "").lower()
-    if not _has(text, "reminder") or find_numbers(text):
+    if not _is_request(text, "reminder") or find_numbers(text):
         return None
-    hour = default_hour
+    hour, minute = default_hour, 0
     match = _HOUR.search(text)
-    if match and int(match.group(1)) <= 23:
-        hour, suffix = int(match.group(1)), match.group(3)
+    if match and int(match.group(1)) <= 23 and int(match.group(2) or 0) < 60:
+        hour, minute, suffix = int(match.group(1)), int(match.group(2) or 0), match.group(3)
+        # "at 5" means 17:00: nobody asks for practice at 05:00
         hour = hour + 12 if (suffix == "pm" and hour < 12) or (suffix is None and 1 <= hour < 8) else hour
-    day = now.date() + timedelta(days=0 if _has(text, "today") else 1)
-    due = now.replace(year=day.year, month=day.month, day=day.day, hour=hour % 24, minute=0, second=0, microsecond=0)
-    if due <= now:
+    due = now.replace(hour=hour % 24, minute=minute, second=0, microsecond=0)
+    if _has(text, "tomorrow") or due <= now:  # no day named: today if that hour is still to come
         due += timedelta(days=1)
     return ReminderRequest(due, "call" if _has(text, "by_call") else "sms", due.date() > now.date())

@@ -68,6 +68,6 @@ class OutreachSms:
             return None
         await self.outreach.request_reminder(sender_id, number, asked.due.timestamp(), asked.channel, language)
         when = texts.text("outreach.reminder_when_" + ("tomorrow" if asked.tomorrow else "today"), language,
-                          hour=f"{asked.due.hour:02d}")
+                          hour=f"{asked.due:%H}", minute=f"{asked.due:%M}")
         how = texts.text(f"outreach.reminder_how_{asked.channel}", language)
         return texts.text("outreach.reminder_set", language, how=how, when=when)

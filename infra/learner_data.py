@@ -200,8 +200,11 @@ class RedisData:
     def export(self, sender_id: str, identifiers: Set[str]) -> Dict[str, Any]:
         state = {k[len(self.state_prefix):]: read_key(self.main, k) for k in self.channel_keys(identifiers)}
         locks = {k: read_key(self.locks, k) for k in self.lock_keys(sender_id)}
+        from infra.number_store import export_sync, outreach_prefix
+
         return {"tracker": tracker_as_rasa_dict(sender_id, self.stored_events(sender_id)),
-                "channel_state": state, "locks": locks}
+                "channel_state": state, "locks": locks,
+                "outreach": export_sync(self.main, sender_id, outreach_prefix(self.stores.key_prefix))}
 
     def erase(self, sender_id: str, identifiers: Set[str], counts: Dict[str, int]) -> None:
         counts["redis tracker"] += int(self.main.delete(self.tracker_key(sender_id)))

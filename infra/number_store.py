@@ -12,7 +12,7 @@ conversations, which never hold a number):
 
 ``python -m infra.number_store reencrypt`` re-seals every stored number (these and the
 aggregator's SMS outbox; queued jobs hold none) under the first key of ``NUMBER_KEYS`` (docs/outreach.md,
-key rotation). :func:`erase_sync` removes one learner's numbers and links (``infra.learner_data``).
+key rotation). :func:`export_sync` / :func:`erase_sync`: one learner's outreach data (``infra.learner_data``).
 """
 from __future__ import annotations
 
@@ -79,6 +79,19 @@ class NumberStore:
 
     def _wards_key(self, guardian_id: Text) -> Text:
         return f"{self.prefix}:wards:{guardian_id}"
+
+
+def export_sync(client: Any, sender_id: Text, prefix: Optional[Text] = None) -> Dict[Text, Any]:
+    """What outreach holds about ``sender_id`` (synchronous client; ``infra.learner_data``): whether
+    a number is kept (never the number), the guardian link, the learners they get reports for,
+    queued jobs."""
+    prefix = prefix or outreach_prefix()
+    raw = _text(client.hget(f"{prefix}:guardian", sender_id))
+    jobs = [json.loads(_text(v)) for v in client.hgetall(f"{prefix}:jobs").values()]
+    return {"number_kept_encrypted": bool(client.hexists(f"{prefix}:numbers", sender_id)),
+            "guardian": json.loads(raw) if raw else None,
+            "reports_for": sorted(_text(m) for m in client.smembers(f"{prefix}:wards:{sender_id}")),
+            "jobs": [j for j in jobs if sender_id in (j.get("sender_id"), j.get("learner_id"))]}
 
 
 def erase_sync(client: Any, sender_id: Text, prefix: Optional[Text] = None) -> int:

@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
 from core import texts
 from core.identity import short_ref
@@ -129,11 +129,20 @@ class Outreach:
         confirmed = await self.numbers.confirm(guardian_id)
         for learner_id in confirmed:
             record = await self.numbers.guardian_of(learner_id) or {}
-            totals = guardian_report.totals_of(await self.progress.summary(learner_id)) if self.progress else {}
+            totals = await self._totals(learner_id)
             await self.jobs.put(Job(f"guardian_report:{learner_id}", "guardian_report", guardian_id,
                                     self.next_report_time(self.clock()), language=record.get("language") or None,
                                     learner_id=learner_id, extra={"totals": totals}))
         return confirmed
+
+    async def _totals(self, learner_id: Text) -> Dict[Text, List[int]]:
+        """The learner's running totals now (the first report counts from here); {} if unknown."""
+        try:
+            return guardian_report.totals_of(await self.progress.summary(learner_id)) if self.progress else {}
+        except Exception:  # noqa: BLE001 - the database may be down: the first report counts everything
+            logger.warning("Progress of %s unknown at the guardian's YES; the first report counts all.",
+                           short_ref(learner_id))
+            return {}
 
     def next_report_time(self, now: float) -> float:
         local = rwanda(now)
@@ -224,7 +233,7 @@ class Outreach:
                 await self.jobs.done(job)  # erased (or never kept): nobody to send to
             logger.info("Outreach %s to %s not sent: %s.", job.kind, short_ref(job.sender_id), held or "no number")
             return 0
-        body = await self._body(job)
+        body, extra = await self._body(job)
         if not await self.jobs.once(job):
             await self._finish(job)
             return 0
@@ -233,6 +242,7 @@ class Outreach:
         except Exception:
             await self.jobs.release(job)
             raise
+        job.extra = extra  # a report's totals move on only once it went out
         await self._finish(job)
         return 1
 
@@ -240,15 +250,16 @@ class Outreach:
         record = await self.numbers.guardian_of(job.learner_id or "")
         return bool(record and record["guardian"] == job.sender_id and record["status"] == "confirmed")
 
-    async def _body(self, job: Job) -> Optional[Text]:
+    async def _body(self, job: Job) -> Tuple[Optional[Text], Dict[Text, Any]]:
+        """The SMS text (None for a call) and the job's ``extra`` once it is sent (a report's new totals)."""
         if job.channel == "call":
-            return None
+            return None, job.extra
         if job.kind == "guardian_report":
-            body, job.extra["totals"] = await guardian_report.compose(
+            body, totals = await guardian_report.compose(
                 self.progress, job.learner_id or "", job.language, job.extra.get("totals") or {})
-            return body
+            return body, dict(job.extra, totals=totals)
         key = "outreach.guardian_invite" if job.kind == "guardian_invite" else "outreach.reminder_sms"
-        return texts.text(key, job.language)
+        return texts.text(key, job.language), job.extra
 
     async def _send(self, job: Job, number: Text, body: Optional[Text], now: float) -> None:
         s = self.settings

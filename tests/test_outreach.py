@@ -8,6 +8,8 @@ number the test moves), never a timed assertion.
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import random
 import subprocess
 import uuid
@@ -19,6 +21,7 @@ from connector_fixtures import (
     AUTH_TOKEN, PUBLIC_BASE, SENDER_SECRET, ScriptedAgent, TwilioClient, call_params, make_app, messages_of,
     parse_twiml, sms_params,
 )
+from connectors.outreach_input import guardian_request, mask_numbers, reminder_request
 from connectors.prompts import Prompts
 from connectors.security import SenderIdHasher
 from connectors.settings import SmsSettings, VoiceSettings
@@ -29,7 +32,7 @@ from core import gsm, texts
 from core.number_vault import NumberVault, new_key_spec, parse_keys
 from core.types import Progress
 from fake_twilio_api import FakeTwilioApi
-from infra.number_store import erase_sync
+from infra.learner_data import RedisData, Stores
 from infra.optout import RWANDA, OptOutRegistry
 from infra.outbound import TwilioOutbound
 from infra.outreach import Outreach
@@ -37,7 +40,6 @@ from infra.outreach_settings import OutreachSettings
 from infra.progress_store import ProgressStore
 from infra.redis_client import redis_client
 
-pytestmark = pytest.mark.asyncio
 
 REDIS = "redis://127.0.0.1:6379/0"
 ACCOUNT = "AC" + "7" * 32
@@ -242,7 +244,7 @@ async def test_a_reminder_survives_a_restart_and_fires_once(stack, language, bod
     agent = ScriptedAgent()
     agent.state[HASH(learner)] = {"language": language, "module": None, "loop": None, "problem": None, "said": []}
     [reply] = await sms(s.sms(agent), body, learner)
-    when = texts.text("outreach.reminder_when_tomorrow", language, hour="17")
+    when = texts.text("outreach.reminder_when_tomorrow", language, hour="17", minute="00")
     assert reply == texts.text("outreach.reminder_set", language,
                                how=texts.text("outreach.reminder_how_sms", language), when=when)
     assert agent.received == []  # answered by the channel
@@ -334,18 +336,26 @@ async def test_outbound_stops_at_once_for_an_opted_out_number(stack):
 
 
 # ---------------------------------------------------------------------- erase, dumps
-async def test_erase_removes_numbers_links_and_jobs(stack):
+async def test_export_shows_and_erase_removes_numbers_links_and_jobs(stack, tmp_path):
     s = stack()
     learner, guardian = fresh_number(), fresh_number()
     await s.outreach.request_reminder(HASH(learner), learner, s.clock.now + 3600, "sms", "en")
     await s.outreach.link_guardian(HASH(learner), HASH(guardian), guardian, "en")
-    sync = redis_client(REDIS, use_asyncio=False)
+    stores = Stores(redis_url=REDIS, lock_db=0, key_prefix=s.prefix, redis_parts={}, database_url="",
+                    progress_url="", spool_path=tmp_path / "spool")
+    data = RedisData(stores)
     try:
-        assert erase_sync(sync, HASH(learner), f"{s.prefix}:outreach") >= 4
+        exported = data.export(HASH(learner), {HASH(learner)})["outreach"]
+        assert exported["number_kept_encrypted"] and exported["guardian"]["guardian"] == HASH(guardian)
+        assert {j["kind"] for j in exported["jobs"]} == {"reminder", "guardian_invite"}
+        assert learner[4:] not in json.dumps(exported) and guardian[4:] not in json.dumps(exported)
+        counts = collections.Counter()
+        data.erase(HASH(learner), {HASH(learner)}, counts)
+        assert counts["outreach numbers, guardian links, jobs"] >= 4
     finally:
-        sync.close()
+        data.close()
     assert await s.outreach.numbers.number(HASH(learner)) is None
-    assert await s.outreach.numbers.number(HASH(guardian)) is None
+    assert await s.outreach.numbers.number(HASH(guardian)) is None  # nobody else named this guardian
     assert await s.outreach.numbers.guardian_of(HASH(learner)) is None
     s.clock.now += 86400
     assert await s.outreach.run_due() == 0 and s.api.requests == []
@@ -372,3 +382,39 @@ async def test_numbers_are_unreadable_in_redis_and_postgresql_dumps(stack, api):
         await pg.forget(HASH(learner))
         await pg.dispose()
         await s.close()
+
+
+# ---------------------------------------------------------------------- what an SMS asks (pure)
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=RWANDA)
+
+
+@pytest.mark.parametrize("text,due,channel", [
+    ("remind me tomorrow", "2026-01-06 17:00", "sms"),
+    ("Unyibutse ejo saa 9", "2026-01-06 09:00", "sms"),
+    ("please remind me at 5pm by call", "2026-01-05 17:00", "call"),  # no day: today, the hour is to come
+    ("remind me at 9", "2026-01-06 09:00", "sms"),  # 09:00 has passed: tomorrow
+    ("remind me tomorrow at 17:30", "2026-01-06 17:30", "sms"),
+    ("unyibutse ejo mu gitondo saa 8 umpamagare", "2026-01-06 08:00", "call"),
+    ("remind me to read", None, None),  # an English exercise, not a request
+    ("the teacher will remind me", None, None),
+    ("remind me 0788123456", None, None),
+])
+def test_reminder_requests(text, due, channel):
+    asked = reminder_request(text, NOW)
+    assert (asked and f"{asked.due:%Y-%m-%d %H:%M}", asked and asked.channel) == (due, channel)
+
+
+@pytest.mark.parametrize("text,number", [
+    ("my mother's number is 0788 123 456", "+250788123456"),
+    ("umubyeyi wanjye ni 0722-111-222", "+250722111222"),
+    ("Papa: +250 733 000 111", "+250733000111"),
+    ("call 0788123456", None),  # no guardian named
+    ("mama 0788123456 or 0788654321", None),  # which one?
+])
+def test_guardian_requests(text, number):
+    assert guardian_request(text) == number
+
+
+def test_numbers_are_masked_but_math_is_not():
+    assert mask_numbers("my number is 0788123456, and 250733000111") == "my number is [number], and [number]"
+    assert mask_numbers("12 + 7 = 19, 1000000") == "12 + 7 = 19, 1000000"
