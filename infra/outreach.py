@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
 from core import texts
 from core.identity import short_ref
-from core.number_vault import NumberVault
+from core.number_vault import NumberVault, VaultConfigError
 from infra import guardian_report
 from infra.number_store import NumberStore, outreach_prefix
 from infra.optout import RWANDA, OptOutRegistry, next_bulk_time
@@ -77,7 +77,11 @@ class Outreach:
         from infra.progress_store import ProgressStore
         from infra.redis_client import redis_client
 
-        vault = NumberVault.from_env(env("SENDER_ID_SECRET"))
+        try:
+            vault = NumberVault.from_env(env("SENDER_ID_SECRET"))
+        except VaultConfigError as exc:
+            logger.error("Outreach is off: %s.", exc)
+            return None
         sender = TwilioOutbound(settings.account_sid, settings.auth_token, settings.api_base_url)
         return cls(settings, redis_client(settings.redis_url), vault, sender, get_registry(settings.redis_url),
                    ProgressStore())

@@ -418,3 +418,25 @@ def test_guardian_requests(text, number):
 def test_numbers_are_masked_but_math_is_not():
     assert mask_numbers("my number is 0788123456, and 250733000111") == "my number is [number], and [number]"
     assert mask_numbers("12 + 7 = 19, 1000000") == "12 + 7 = 19, 1000000"
+
+
+# ---------------------------------------------------------------------- settings
+def test_outreach_is_off_unless_enabled_and_configured(monkeypatch):
+    assert Outreach.from_env(OutreachSettings()) is None
+    assert Outreach.from_env(OutreachSettings(enabled=True)) is None  # REDIS_URL, Twilio... missing: logged
+    full = OutreachSettings(enabled=True, redis_url=REDIS, account_sid=ACCOUNT, auth_token=AUTH_TOKEN,
+                            call_from=CALL_FROM, sms_from=SMS_FROM, public_base_url=PUBLIC_BASE)
+    monkeypatch.setenv("NUMBER_KEYS", new_key_spec("k1"))
+    assert isinstance(Outreach.from_env(full), Outreach)
+    monkeypatch.setenv("NUMBER_KEYS", "k1:not-a-key")
+    assert Outreach.from_env(full) is None
+
+
+def test_settings_from_the_environment():
+    settings = OutreachSettings.from_env({"OUTREACH_ENABLED": "true", "CALLBACK_PER_DAY": "3",
+                                          "CALLBACK_QUIET_HOURS": "22-06", "OUTREACH_MONTHLY_BUDGET_USD": "12.5",
+                                          "PUBLIC_BASE_URL": "https://x.org/"})
+    assert settings.enabled and settings.callbacks_per_day == 3 and settings.monthly_budget_cents == 1250
+    assert settings.public_base_url == "https://x.org"
+    assert settings.in_quiet_hours(23) and settings.in_quiet_hours(5) and not settings.in_quiet_hours(6)
+    assert not OutreachSettings.from_env({"CALLBACK_QUIET_HOURS": "none"}).in_quiet_hours(3)
