@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import glob
 import json
 import os
 import re
@@ -293,24 +294,42 @@ class EventRows:
         self.engine.dispose()
 
 
+def spool_glob(path: Path) -> str:
+    """The names of the spools of every Rasa process beside ``path``: several processes behind a
+    load balancer each have their own (``events-1.sqlite``, ``events-2.sqlite``: docs/scaling.md)."""
+    return f"{glob.escape(path.stem)}*{glob.escape(path.suffix)}"
+
+
+def spool_files(path: Path) -> List[Path]:
+    return sorted({path, *(path.parent.glob(spool_glob(path)) if path.parent.is_dir() else [])})
+
+
 class SpoolRows:
-    """The learner's events still waiting in the local spool (SQLite, EVENT_SPOOL_PATH)."""
+    """The learner's events still waiting in the local spools (SQLite, EVENT_SPOOL_PATH and the
+    other processes' spools beside it, ``spool_files``)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.paths = spool_files(path)
 
-    def _connect(self) -> Optional[sqlite3.Connection]:
-        if not self.path.exists():  # nothing spooled here; do not create the file
+    def export(self, sender_id: str) -> List[Dict[str, Any]]:
+        return [row for path in self.paths for row in self._export(path, sender_id)]
+
+    def erase(self, sender_id: str) -> int:
+        return sum(self._erase(path, sender_id) for path in self.paths)
+
+    @staticmethod
+    def _connect(path: Path) -> Optional[sqlite3.Connection]:
+        if not path.exists():  # nothing spooled here; do not create the file
             return None
-        conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='spool'").fetchone() is None:
             conn.close()
             return None
         return conn
 
-    def export(self, sender_id: str) -> List[Dict[str, Any]]:
-        conn = self._connect()
+    def _export(self, path: Path, sender_id: str) -> List[Dict[str, Any]]:
+        conn = self._connect(path)
         if conn is None:
             return []
         with closing(conn):
@@ -318,8 +337,8 @@ class SpoolRows:
                                 (sender_id,)).fetchall()
         return [{"seq": s, "event_key": k, "published_at": p, "event": _json(d)} for s, k, d, p in rows]
 
-    def erase(self, sender_id: str) -> int:
-        conn = self._connect()
+    def _erase(self, path: Path, sender_id: str) -> int:
+        conn = self._connect(path)
         if conn is None:
             return 0
         with closing(conn):

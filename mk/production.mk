@@ -10,8 +10,10 @@
 #   make health        health of a running stack (Rasa side + action server /healthz)
 #   make report        programme report from the events table -> reports/ (CSV + PNG)
 #   make test-integration   only the integration tests (real Redis + PostgreSQL)
+#   make test-scale    only the scale-out test: 3 Rasa processes behind nginx, one killed mid-load
+#                      (about 5-8 min; `make test` runs it too). docs/scaling.md
 
-.PHONY: run-prod prod-env health report test-integration
+.PHONY: run-prod prod-env health report test-integration test-scale
 
 # Checks the secrets before training, so a missing one is said at once.
 run-prod: setup
@@ -30,6 +32,9 @@ report: setup
 
 test-integration: train
 	$(PY) -m pytest -q -m integration
+
+test-scale: train
+	$(PY) -m pytest -q -m scale
 
 # Learner data (issue 11, law N° 058/2021): access, erasure, retention. See README, "Production".
 #   make learner-export PHONE=+2507...   (or SENDER=<conversation id>) [OUT=file] -> exports/*.json (0600)

@@ -5,6 +5,8 @@
 set -euo pipefail
 missing=()
 [ -f /usr/share/dict/american-english ] || missing+=(wamerican)
+# the load balancer of the scale-out test (tests/test_scale_out.py, docs/scaling.md)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 # Selenium is given /usr/bin/chromedriver and /usr/bin/chromium: it downloads nothing itself
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)

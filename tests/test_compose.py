@@ -1,10 +1,11 @@
-"""docker-compose.yml, Dockerfile, .env.example, endpoints.prod.yml, credentials.prod.yml:
-structure and consistency (no Docker engine runs here).
+"""docker-compose.yml, Dockerfile, .env.example, endpoints.prod.yml, credentials.prod.yml,
+deploy/nginx/bakame.conf: structure and consistency (no Docker engine runs here).
 
 Every service has a health check and starts after what it needs is healthy; Redis keeps
 an append-only file, PostgreSQL a volume; every image, command, file, module and ${VAR}
 the compose file names exists in the project (commands are parsed by Rasa's own CLI).
 """
+import fnmatch
 import os
 import re
 import shlex
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
+RASA_SERVICES = ("rasa-1", "rasa-2", "rasa-3")  # behind nginx (docs/scaling.md)
+NGINX_CONF = ROOT / "deploy" / "nginx" / "bakame.conf"
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -64,8 +67,8 @@ def dockerfile_instructions():
 
 
 # --------------------------------------------------------------------------- services
-def test_the_five_services(compose):
-    assert set(compose["services"]) == {"rasa", "actions", "redis", "postgres", "dashboard"}
+def test_the_services(compose):
+    assert set(compose["services"]) == {*RASA_SERVICES, "nginx", "actions", "redis", "postgres", "dashboard"}
 
 
 def test_the_dashboard_needs_its_secret_and_publishes_none(compose):
@@ -87,7 +90,8 @@ def test_every_service_has_a_health_check(compose):
 
 def test_start_order_waits_for_healthy_dependencies(compose):
     services = compose["services"]
-    expected = {"rasa": {"redis", "postgres", "actions"}, "actions": {"postgres", "redis"}}
+    expected = {**{name: {"redis", "postgres", "actions"} for name in RASA_SERVICES},
+                "actions": {"postgres", "redis"}, "nginx": set(RASA_SERVICES)}
     for name, needs in expected.items():
         depends = services[name]["depends_on"]
         assert set(depends) == needs, name
@@ -111,20 +115,88 @@ def test_postgres_keeps_its_data_in_a_volume(compose):
     volume, target = postgres["volumes"][0].split(":")
     assert target == "/var/lib/postgresql/data" and volume in compose["volumes"]
     env = postgres["environment"]
-    assert env["POSTGRES_DB"] == compose["services"]["rasa"]["environment"]["POSTGRES_DB"]
-    assert env["POSTGRES_USER"] == compose["services"]["rasa"]["environment"]["POSTGRES_USER"]
+    assert env["POSTGRES_DB"] == compose["services"]["rasa-1"]["environment"]["POSTGRES_DB"]
+    assert env["POSTGRES_USER"] == compose["services"]["rasa-1"]["environment"]["POSTGRES_USER"]
 
 
-def test_event_spool_survives_a_container_restart(compose):
-    rasa = compose["services"]["rasa"]
-    volume, target = rasa["volumes"][0].split(":")
-    assert volume in compose["volumes"]
-    assert Path(rasa["environment"]["EVENT_SPOOL_PATH"]).parent == Path(target)
+def test_event_spool_survives_a_container_restart_one_file_per_process(compose):
+    spools = []
+    for name in (*RASA_SERVICES, "dashboard"):
+        service = compose["services"][name]
+        volume, target = service["volumes"][0].split(":")
+        assert volume == "event-spool" and volume in compose["volumes"]
+        spool = Path(service["environment"]["EVENT_SPOOL_PATH"])
+        assert spool.parent == Path(target)
+        spools.append(spool)
+    assert len(set(spools[:-1])) == len(RASA_SERVICES)  # each process flushes its own spool
+    # the dashboard's erase (infra/learner_data.py) reaches every process's spool file
+    from infra.learner_data import spool_glob
+
+    assert all(fnmatch.fnmatch(spool.name, spool_glob(spools[-1])) for spool in spools)
 
 
 def test_restart_policy(compose):
     for name, service in compose["services"].items():
         assert service.get("restart") == "unless-stopped", name
+
+
+# --------------------------------------------------------------------------- the load balancer
+def nginx_directives(name):
+    """Arguments of every ``name ...;`` directive of deploy/nginx/bakame.conf (comments out)."""
+    text = "\n".join(line.split("#", 1)[0] for line in NGINX_CONF.read_text().splitlines())
+    return [args.split() for args in re.findall(rf"(?:^|[;{{}}])\s*{name}\s+([^;{{}}]*);", text, re.M)]
+
+
+def test_nginx_publishes_the_rasa_port_and_runs_the_repository_config(compose):
+    published = {name for name, service in compose["services"].items() if service.get("ports")}
+    assert published == {"nginx", "dashboard"}  # no Rasa process is reached but through nginx
+    nginx = compose["services"]["nginx"]
+    assert nginx["ports"] == ["${RASA_PORT:-5005}:80"]
+    source, target, mode = nginx["volumes"][0].split(":")
+    assert (ROOT / source).resolve() == NGINX_CONF and target == "/etc/nginx/conf.d/default.conf" and mode == "ro"
+    assert nginx["healthcheck"]["test"][-1] == "http://127.0.0.1/lb-health"
+    assert nginx_directives("listen") == [["80"]]
+    assert "location = /lb-health" in NGINX_CONF.read_text()
+
+
+def test_nginx_upstream_is_every_rasa_process(compose):
+    servers = [args[0] for args in nginx_directives("server")]
+    assert servers == [f"{name}:5005" for name in RASA_SERVICES]
+    assert all(int(compose["services"][name]["command"][compose["services"][name]["command"].index("--port") + 1])
+               == 5005 for name in RASA_SERVICES)
+    assert nginx_directives("proxy_pass") == [["http://bakame_rasa"]]
+    assert nginx_directives("upstream") == [] and "upstream bakame_rasa {" in NGINX_CONF.read_text()
+
+
+def test_nginx_never_resends_a_turn_and_never_logs_the_token():
+    retry = nginx_directives("proxy_next_upstream")
+    assert retry == [["error", "timeout"]]  # no non_idempotent: a POST a process may have started is not resent
+    log_format = NGINX_CONF.read_text().split("log_format", 1)[1].split(";", 1)[0]
+    assert "$uri" in log_format and "$request " not in log_format and "$args" not in log_format
+    assert "$upstream_addr" in log_format  # which process answered (the scale test counts them)
+    headers = {args[0] for args in nginx_directives("proxy_set_header")}
+    assert {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Host"} <= headers
+
+
+def test_nginx_accepts_the_config():
+    """``nginx -t`` on the very file, its upstreams made local (tests/scale_stack.py)."""
+    from tests.scale_stack import Nginx
+
+    server = Nginx([5005, 5006, 5007])
+    try:
+        main = server.write_config()
+        result = subprocess.run([server.binary, "-p", str(server.dir), "-c", str(main), "-e",
+                                 str(server.dir / "error.log"), "-t"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.remove()
+
+
+def test_behind_nginx_the_proxies_are_trusted(compose, env_example):
+    for name in RASA_SERVICES:
+        environment = interpolate(compose["services"][name]["environment"], {})
+        assert environment["API_TRUSTED_PROXIES"].split()[0] == "1"  # the client address nginx appended
+        assert environment["AT_TRUST_PROXY"].split()[0] == "true"
 
 
 # --------------------------------------------------------------------------- variables
@@ -142,7 +214,7 @@ def test_required_variables_stop_compose_when_empty():
 
 
 def test_the_app_environment_gives_every_endpoint_variable(compose, env_example):
-    for name in ("rasa", "actions"):
+    for name in (*RASA_SERVICES, "actions"):
         environment = {k: str(v) for k, v in interpolate(compose["services"][name]["environment"], env_example).items()}
         derived = settings.production_env(environment)
         assert set(settings.ENDPOINT_VARIABLES) <= set(derived)
@@ -154,14 +226,14 @@ def test_the_app_environment_gives_every_endpoint_variable(compose, env_example)
 
 # --------------------------------------------------------------------------- images
 def test_app_services_build_the_project_image(compose):
-    for name in ("rasa", "actions"):
+    for name in (*RASA_SERVICES, "actions"):
         service = compose["services"][name]
         assert service["build"] == "." and DOCKERFILE.exists()
-        assert service["image"] == compose["services"]["rasa"]["image"]
+        assert service["image"] == compose["services"]["actions"]["image"]
 
 
 def test_external_images_are_pinned(compose):
-    for name in ("redis", "postgres"):
+    for name in ("redis", "postgres", "nginx"):
         image = compose["services"][name]["image"]
         repository, _, tag = image.partition(":")
         assert repository == name and tag and tag != "latest" and tag[0].isdigit(), image
@@ -212,7 +284,9 @@ def _rasa_parser():
 
 
 def test_rasa_command_is_valid_for_rasas_cli(compose, env_example):
-    command = interpolate(compose["services"]["rasa"]["command"], env_example)
+    commands = [compose["services"][name]["command"] for name in RASA_SERVICES]
+    assert all(command == commands[0] for command in commands)
+    command = interpolate(commands[0], env_example)
     assert command[:4] == ["python", "-m", "infra.rasa_main", "run"]  # the launcher: Rasa with its patches
     args = _rasa_parser().parse_args(command[3:])
     assert args.enable_api and args.auth_token == env_example["RASA_AUTH_TOKEN"]
@@ -227,11 +301,11 @@ def test_actions_command_is_valid_for_rasas_cli(compose):
     args = _rasa_parser().parse_args(command[1:])
     assert args.actions == "actions" and (ROOT / "actions" / "__init__.py").exists()
     assert int(args.port) == 5055
-    assert compose["services"]["rasa"]["environment"]["ACTION_ENDPOINT_URL"].endswith(":5055/webhook")
+    assert compose["services"]["rasa-1"]["environment"]["ACTION_ENDPOINT_URL"].endswith(":5055/webhook")
 
 
 def test_health_check_commands_run(compose):
-    for name in ("rasa", "actions"):
+    for name in ("rasa-1", "actions"):
         test = compose["services"][name]["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "scripts/healthcheck.py"], name
         assert (ROOT / test[2]).exists()

@@ -231,3 +231,22 @@ def test_a_phone_number_needs_the_sender_id_secret(world):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "SENDER_ID_SECRET" in result.stderr
     assert number not in result.stdout + result.stderr
+
+
+def test_the_spools_of_every_rasa_process_are_exported_and_erased(tmp_path):
+    """Several Rasa processes behind a load balancer each spool to their own file beside
+    EVENT_SPOOL_PATH (docs/scaling.md): a learner's rows are found and erased in all of them."""
+    from infra.learner_data import SpoolRows
+    from infra.spool import Spool
+
+    for name, rows in (("events-1.sqlite", [("k1", "A", '{"text": "a1"}'), ("k2", "B", '{"text": "b1"}')]),
+                       ("events-2.sqlite", [("k3", "A", '{"text": "a2"}')]),
+                       ("progress-x.sqlite", [("k4", "A", '{"text": "not an event spool"}')])):
+        spool = Spool(tmp_path / name)
+        spool.append(rows)
+        spool.close()
+    spools = SpoolRows(tmp_path / "events.sqlite")  # the eraser's own path need not exist
+    assert [row["event"]["text"] for row in spools.export("A")] == ["a1", "a2"]
+    assert spools.erase("A") == 2
+    assert spools.export("A") == [] and [row["event"]["text"] for row in spools.export("B")] == ["b1"]
+    assert not (tmp_path / "events.sqlite").exists()

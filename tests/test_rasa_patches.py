@@ -206,6 +206,7 @@ def test_the_static_check_recognises_a_direct_start():
 def test_every_rasa_start_goes_through_the_launcher():
     commands = [ROOT / name for name in ("Dockerfile", "docker-compose.yml", "Makefile")]
     commands += sorted((ROOT / "scripts").glob("*.sh")) + sorted((ROOT / "mk").glob("*.mk"))
+    commands += sorted((ROOT / "deploy").rglob("*.service")) + sorted((ROOT / "deploy").rglob("*.yaml"))  # scale-out
     code = [p for d in ("bench", "scripts", "tests") for p in sorted((ROOT / d).glob("*.py"))
             if p.name != "test_rasa_patches.py"]
     direct = []
