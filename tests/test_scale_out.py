@@ -229,22 +229,28 @@ def user_texts(events: List[dict]) -> List[str]:
 
 
 def pg_events(stack: ScaleStack) -> Dict[str, List[dict]]:
+    """Each learner's rows of ``events`` in the order scripts/report.py reads a learner's
+    events: by the event's timestamp, then ``id``. ``id`` alone is the order the processes'
+    spools were flushed in: with several processes, one learner's turn N may land after
+    turn N+1 that another process flushed first (docs/scaling.md)."""
     conn = psycopg2.connect(stack.pg.url, connect_timeout=5)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT sender_id, data, event_key FROM events ORDER BY id")
+            cur.execute("SELECT id, sender_id, data, event_key FROM events ORDER BY id")
             out: Dict[str, List[dict]] = {}
-            for sender, data, key in cur.fetchall():
-                out.setdefault(sender, []).append(dict(json.loads(data), _key=key))
-            return out
+            for row_id, sender, data, key in cur.fetchall():
+                out.setdefault(sender, []).append(dict(json.loads(data), _key=key, _id=row_id))
     finally:
         conn.close()
+    for events in out.values():
+        events.sort(key=lambda e: (e["timestamp"], e["_id"]))
+    return out
 
 
 def assert_events_once_in_order(stack: ScaleStack, senders: List[str]) -> Dict[str, List[dict]]:
     """PostgreSQL holds every tracker's events exactly once, in the tracker's order."""
     expected = {s: [_signature(e) for e in tracker(stack, s)["events"]] for s in senders}
-    deadline, got = time.monotonic() + SYNC_TIMEOUT, {}
+    deadline, got, stored = time.monotonic() + SYNC_TIMEOUT, {}, {}
     while time.monotonic() < deadline:
         try:
             stored = pg_events(stack)
@@ -260,6 +266,11 @@ def assert_events_once_in_order(stack: ScaleStack, senders: List[str]) -> Dict[s
     keys = [e["_key"] for s in senders for e in stored[s]]
     assert len(keys) == len(set(keys))
     return stored
+
+
+def id_order_differs(stored: Dict[str, List[dict]], senders: List[str]) -> int:
+    """Learners whose rows, read by ``id`` alone, are not in their conversation's order."""
+    return sum([e["_id"] for e in stored[s]] != sorted(e["_id"] for e in stored[s]) for s in senders)
 
 
 def turns_by_process(stack: ScaleStack, since: int = 0, path_prefix: str = "/webhooks/") -> Counter:
@@ -331,6 +342,7 @@ def test_learners_spread_over_three_processes_in_order_every_event_once(scale, o
     stores_after = measure_stores(scale)
     record("sms_load", {"learners": LEARNERS, "turns": turns, "turns_by_process": dict(served), "usage": usage,
                         "events": sum(len(stored[s]) for s in senders),
+                        "learners_whose_id_order_differs": id_order_differs(stored, senders),
                         "redis_bytes_per_learner": (stores_after["redis_used_bytes"] - stores_before["redis_used_bytes"])
                         // LEARNERS, "events_bytes_after": stores_after["events_bytes"],
                         "events_rows_after": stores_after["events"]})
@@ -401,7 +413,8 @@ def test_a_rasa_process_killed_mid_load_costs_no_learner_more_than_one_retried_t
         answered = [(text, reply) for text, reply in zip(learner.sent, learner.replies)]
         assert answered == turns or any(turns[:i] + turns[i + 1:] == answered for i in range(len(turns))), \
             learner.index
-    assert_events_once_in_order(scale, [l.sender for l in learners])
+    stored = assert_events_once_in_order(scale, [l.sender for l in learners])
+    id_differs = id_order_differs(stored, [l.sender for l in learners])
 
     log_again = len(scale.nginx.log_lines())
     run_all(learners, lambda l: l.send(SAY["repeat"][l.lang]))
@@ -410,4 +423,4 @@ def test_a_rasa_process_killed_mid_load_costs_no_learner_more_than_one_retried_t
                          "retries": sum(l.retries for l in learners),
                          "learners_with_a_doubled_turn": sum(
                              user_texts(tracker(scale, l.sender)["events"])[:len(l.sent)] != l.sent for l in learners),
-                         "turns_by_process": dict(served)})
+                         "turns_by_process": dict(served), "learners_whose_id_order_differs": id_differs})
