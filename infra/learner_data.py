@@ -29,7 +29,8 @@ What one learner has, per store:
   them), queued callbacks, reminders and reports, today's counters.
 * PostgreSQL: ``events`` rows with ``sender_id = <id>``; ``learner_progress`` and
   ``learner_profile`` rows with ``learner_id = <id>`` (the actions use the sender id).
-* the event spool (SQLite at ``EVENT_SPOOL_PATH``): rows not yet moved to PostgreSQL.
+* the event spools (SQLite at ``EVENT_SPOOL_PATH`` and, beside it, those of the other Rasa
+  processes named alike, ``events-1.sqlite``...: docs/scaling.md): rows not yet moved to PostgreSQL.
 
 Erasing takes the learner's turn lock first (a turn in progress finishes, the next one
 waits), so no turn writes the tracker back half-way; the spool and the events table are
