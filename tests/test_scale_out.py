@@ -25,7 +25,6 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import psycopg2
@@ -189,10 +188,6 @@ class SmsLearner(Learner):
         path, body, headers = self.last_request
         again = self.http.post(self.base_url + path, data=body, headers=headers, timeout=REQUEST_TIMEOUT)
         self.twilio_retry = (self.replies[-1], self.parse(again) if again.status_code == 200 else again.status_code)
-
-    def run(self) -> "Learner":
-        super().run()
-        return self
 
 
 class RestLearner(Learner):
