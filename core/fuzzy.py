@@ -4,10 +4,9 @@
 * :func:`similarity`: 0..1, twice the matching characters over both lengths (the ratio
   difflib's ``SequenceMatcher`` approximates; rapidfuzz computes it exactly);
 * :func:`closest`: the most similar of some choices, if similar enough;
-* :func:`nearest`: the few most similar choices with their similarity (to see ties).
-
-The CommandGuard NLU component (nlu_components/command_guard.py) still uses difflib: changing
-it would change the trained model's behaviour; move it here when the model is retrained.
+* :func:`nearest`: the few most similar choices with their similarity (to see ties);
+* :func:`contains_similar`: how well ``part`` appears inside ``word`` (a Kinyarwanda stem inside
+  a word with prefixes: "simbuka" in "tubisimbuke").
 """
 from __future__ import annotations
 
@@ -35,3 +34,8 @@ def nearest(word: str, choices: Sequence[str], cutoff: float, limit: int = 2) ->
     """Up to ``limit`` choices with :func:`similarity` at least ``cutoff``, most similar first."""
     found = process.extract(word, choices, scorer=fuzz.ratio, limit=limit, score_cutoff=cutoff * 100)
     return [(choice, score / 100.0) for choice, score, _ in found]
+
+
+def contains_similar(part: str, word: str) -> float:
+    """0..1, :func:`similarity` of ``part`` with the best-matching stretch of ``word``."""
+    return fuzz.partial_ratio(part, word) / 100.0

@@ -32,9 +32,10 @@ def guard(tmp_path):
     return CommandGuard.load({}, storage, resource, None)
 
 
-def classify(guard, text, intent):
-    message = Message(data={"text": text, "intent": {"name": intent, "confidence": 1.0},
-                            "intent_ranking": [{"name": intent, "confidence": 1.0}]})
+def classify(guard, text, intent, confidence=1.0, runner_up=0.0):
+    message = Message(data={"text": text, "intent": {"name": intent, "confidence": confidence},
+                            "intent_ranking": [{"name": intent, "confidence": confidence},
+                                               {"name": "answer", "confidence": runner_up}]})
     guard.process([message])
     return message.get("intent")["name"]
 
@@ -63,15 +64,38 @@ def test_free_text_intents_are_never_guarded(guard):
     assert classify(guard, "xyzzy plugh", "answer") == "answer"
 
 
+@pytest.mark.parametrize("text, intent", [
+    ("tuhagarike", "stop"),  # "hagarika" with other affixes
+    ("thnx", "thank"),  # spelt like "thanks", too far for a misspelling of it
+    ("thnx bye", "goodbye"),  # every word is goodbye's own or resembles one of them ("bye")
+])
+def test_a_short_new_phrasing_diet_is_sure_of_is_kept(guard, text, intent):
+    assert classify(guard, text, intent, confidence=0.98, runner_up=0.01) == intent
+
+
+@pytest.mark.parametrize("text, intent, confidence, runner_up", [
+    ("tuhagarike", "stop", 0.8, 0.1),  # DIET not sure enough
+    ("tuhagarike", "stop", 0.95, 0.5),  # ... or the runner-up too close
+    ("tuhagarike ubu", "stop", 1.0, 0.0),  # "ubu": unseen and unlike any of stop's words
+    ("tuhagarike market", "stop", 1.0, 0.0),  # "market" was seen, but only in other intents
+    ("please stop this lesson now", "thank", 1.0, 0.0),  # too long to need no keyword
+])
+def test_a_short_message_without_keyword_needs_diet_sure_and_no_word_against_it(guard, text, intent, confidence,
+                                                                                  runner_up):
+    assert classify(guard, text, intent, confidence=confidence, runner_up=runner_up) == "nlu_fallback"
+
+
 def test_vocabulary_survives_persistence(guard):
     assert "murabeho" in guard.vocab["goodbye"] and "hagarika" in guard.vocab["stop"]
+    assert "later" in guard.own["goodbye"] and "eight" not in guard.own["goodbye"]  # numbers are answers
+    assert "market" in guard.seen
 
 
 def test_a_long_message_of_unfamiliar_words_is_not_clearly_a_command(guard):
     # "stop" is stop's own word, but the rest was never seen in an in-scope example.
     assert classify(guard, "can you stop all transactions from my savings account", "stop") == "nlu_fallback"
     assert classify(guard, "please stop", "stop") == "stop"  # short: the keyword is enough
-    assert classify(guard, "please stop this now teacher", "stop") == "stop"  # mostly familiar words
+    assert classify(guard, "please stop this now", "stop") == "stop"  # mostly familiar words
 
 
 def test_off_topic_examples_do_not_make_words_familiar(tmp_path):
