@@ -6,7 +6,7 @@
 * :func:`closest`: the most similar of some choices, if similar enough;
 * :func:`nearest`: the few most similar choices with their similarity (to see ties);
 * :func:`contains_similar`: how well ``part`` appears inside ``word`` (a Kinyarwanda stem inside
-  a word with prefixes: "simbuka" in "tubisimbuke").
+  a word with affixes: "hagarika" in "tuhagarike").
 """
 from __future__ import annotations
 

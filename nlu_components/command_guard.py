@@ -19,7 +19,7 @@ One keyword is not always needed either: a new phrasing of a command ("yeah", a 
 verb with other affixes than in training) has none. A short message (at most 3 words) that DIET
 classifies with high confidence and a clear margin is kept when each of its words was seen in
 that intent's own examples, or was never seen in any example and looks like one of the intent's
-words (similar spelling, or one of them inside it: "simbuka" in "tubisimbuke"). A word seen only
+words (similar spelling, or one of them inside it: "hagarika" in "tuhagarike"). A word seen only
 in other intents ("a red car" -> answer's words) or unlike any of the intent's words (keyboard
 noise) still makes it `nlu_fallback`.
 """
@@ -73,7 +73,7 @@ class CommandGuard(GraphComponent, IntentClassifier):
             # A message of at least `unfamiliar_min_words` words of which more than this
             # share were never seen in an in-scope example is not clearly a command.
             "unfamiliar_min_words": 4,
-            "max_unfamiliar_share": 0.25,
+            "max_unfamiliar_share": 0.2,
             # Intents whose words do not make a message familiar (off-topic examples).
             "unfamiliar_intents": ["out_of_scope"],
             # How close a misspelt word must be to a known one (core.fuzzy.similarity).

@@ -95,7 +95,7 @@ def test_a_long_message_of_unfamiliar_words_is_not_clearly_a_command(guard):
     # "stop" is stop's own word, but the rest was never seen in an in-scope example.
     assert classify(guard, "can you stop all transactions from my savings account", "stop") == "nlu_fallback"
     assert classify(guard, "please stop", "stop") == "stop"  # short: the keyword is enough
-    assert classify(guard, "please stop this now", "stop") == "stop"  # mostly familiar words
+    assert classify(guard, "stop this now, back to the menu please", "stop") == "stop"  # mostly familiar words
 
 
 def test_off_topic_examples_do_not_make_words_familiar(tmp_path):

@@ -96,3 +96,10 @@ def test_nearest_lists_ties_with_scores():
     assert [c for c, _ in found] == ["zero", "zeru"]
     assert all(score == pytest.approx(0.75) for _, score in found)
     assert fuzzy.nearest("asdf", ["zero", "nine"], cutoff=0.7) == []
+
+
+def test_contains_similar_finds_a_stem_inside_a_longer_word():
+    assert fuzzy.contains_similar("hagarika", "tuhagarike") >= 0.85  # other affixes
+    assert fuzzy.contains_similar("subiramo", "wasubiramo") >= 0.85
+    assert fuzzy.contains_similar("hagarika", "murakoze") < 0.5
+    assert fuzzy.similarity("hagarika", "tuhagarike") < 0.85  # the whole word is longer
