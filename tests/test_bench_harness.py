@@ -160,6 +160,9 @@ def test_action_timings_per_action_and_request_size_by_turn(tmp_path):
     sizes = serverside.request_kb_by_turn(rows, 0, 1000, [1, 5, 6])
     assert sizes[1] == pytest.approx(1000 / 1024, abs=0.05) and sizes[5] == pytest.approx(4.9, abs=0.05)
     assert sizes[6] is None
+    without_language_calls = [r for r in rows if r[1] != "action_detect_language"]  # Rasa decides it (issue 16)
+    sizes = serverside.request_kb_by_turn(without_language_calls, 0, 1000, [1, 5])
+    assert sizes[1] == pytest.approx(1500 / 1024, abs=0.05) and sizes[5] == pytest.approx(5500 / 1024, abs=0.05)
 
 
 # --------------------------------------------------------------------------- report
