@@ -9,37 +9,26 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import learner_store, messages
 from actions.common import active_loop_name, language_of, latest_entity, latest_intent, learner_id
-from core import language
+from core import language_slots
 
 
 class ActionDetectLanguage(Action):
-    """Custom slot mapping for `language` / `language_locked`, run on every user turn.
-
-    - `set_language` sets the language the learner named (or toggles when none is named)
-      and locks it: detection never overrides a choice.
-    - Otherwise the language is detected from the message (see core.language).
-    - Sentences said while practising English are not a language choice: no detection
-      inside the English module.
-    """
+    """Custom slot mapping for `language` / `language_locked`, run on every user turn: the
+    decision is `core.language_slots.slot_values`. A Rasa started by the launcher
+    (`python -m infra.rasa_main`) makes the same decision itself, without calling this
+    action (infra/rasa_patches.py, speed-up `slotmap`); a plain `rasa run` calls it."""
 
     def name(self) -> Text:
-        return "action_detect_language"
+        return language_slots.ACTION
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        current = tracker.get_slot("language")
-        if latest_intent(tracker) == "set_language":
-            chosen = language.normalise(latest_entity(tracker, "language"))
-            if chosen is None:
-                chosen = language.other(current)
-            return [SlotSet("language", chosen), SlotSet("language_locked", True)]
-        if tracker.get_slot("language_locked"):
-            return []
-        if active_loop_name(tracker) == "tutor_form" and tracker.get_slot("active_module") == "english":
-            return []
-        detected = language.detect((tracker.latest_message or {}).get("text") or "", current)
-        if detected and detected != current:
-            return [SlotSet("language", detected)]
-        return []
+        latest = tracker.latest_message or {}
+        values = language_slots.slot_values(
+            intent=latest_intent(tracker), named=latest_entity(tracker, language_slots.NAMED_LANGUAGE_ENTITY),
+            text=latest.get("text"), detection=latest.get(language_slots.DETECTION_KEY),
+            current=tracker.get_slot("language"), locked=tracker.get_slot("language_locked"),
+            active_loop=active_loop_name(tracker), active_module=tracker.get_slot("active_module"))
+        return [SlotSet(slot, value) for slot, value in values.items()]
 
 
 class ActionChangeLanguage(Action):

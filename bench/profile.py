@@ -24,8 +24,11 @@ def pyspy_binary() -> Optional[str]:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
-def record(pid: int, seconds: float, out: Path, rate: int = 100, subprocesses: bool = True) -> subprocess.Popen:
-    """Start py-spy on ``pid`` for ``seconds`` (raw collapsed stacks into ``out``)."""
+def record(pid: int, seconds: float, out: Path, rate: int = 100, subprocesses: bool = True,
+           gil: bool = False) -> subprocess.Popen:
+    """Start py-spy on ``pid`` for ``seconds`` (raw collapsed stacks into ``out``); ``gil``:
+    only the thread holding the GIL (Python's own CPU, no waits; C code that releases the
+    GIL -- TensorFlow, sockets -- is missed)."""
     binary = pyspy_binary()
     if binary is None:
         raise FileNotFoundError("py-spy is not installed (.venv/bin/pip install py-spy==0.3.14)")
@@ -33,6 +36,8 @@ def record(pid: int, seconds: float, out: Path, rate: int = 100, subprocesses: b
             "--format", "raw", "--nonblocking", "-o", str(out)]
     if subprocesses:
         argv.append("--subprocesses")
+    if gil:
+        argv.append("--gil")
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

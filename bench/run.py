@@ -202,6 +202,26 @@ def plan_checkpoints(results: Dict[str, Any]) -> List[int]:
     return list(((results.get("config") or {}).get("plan") or {}).get("checkpoints") or [])
 
 
+def turn_to_parse_cpu(results: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Rasa CPU per Twilio turn (one learner back to back: no queueing, like the NLU phase's
+    one message at a time) over Rasa CPU per ``/model/parse``, with the other Twilio phases'
+    ratios for the record; ``None`` without both figures."""
+    parse = (results.get("nlu") or {}).get("rasa_cpu_ms_per_parse")
+    twilio = sorted((p for p in results.get("load") or [] if p.get("channel") == "twilio"),
+                    key=lambda p: (p.get("mode") != "closed", p.get("concurrency") or 0))
+    rows = [(p, (p.get("cpu_ms_per_turn") or {}).get("rasa")) for p in twilio]
+    rows = [(p, cpu) for p, cpu in rows if cpu]
+    if not parse or not rows:
+        return None
+    first, cpu = rows[0]
+    ratio_value = round(cpu / parse, 2)
+    others = ", ".join(f"{report.fmt(c / parse, 2)}x ({p['concurrency']} {p['mode']})" for p, c in rows[1:])
+    text = (f"{report.fmt(ratio_value, 2)}x at {first['concurrency']} learner(s) {first['mode']}: "
+            f"{report.fmt(cpu, 1)} ms per turn / {report.fmt(parse, 1)} ms per parse"
+            + (f"; other Twilio phases {others}" if others else ""))
+    return {"ratio": ratio_value, "text": text}
+
+
 def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     phases = {(p["channel"], p["mode"], p["concurrency"]): p for p in results.get("load", [])}
     targets = []
@@ -221,6 +241,13 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             "measured": f"{report.fmt(best['turns_per_s'], 1)} turns/s at {best['concurrency']} learners back to back"
                         f" ({best['errors']} errors)",
             "met": bool((best["turns_per_s"] or 0) >= 60),
+        })
+    cpu_ratio = turn_to_parse_cpu(results)
+    if cpu_ratio is not None:
+        targets.append({
+            "target": "Rasa CPU per Twilio turn <= 2x the CPU of `/model/parse` (same run; aim 1.5x)",
+            "measured": cpu_ratio["text"],
+            "met": bool(cpu_ratio["ratio"] <= 2.0),
         })
     overhead = results.get("overhead") or []
     if overhead:

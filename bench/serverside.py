@@ -71,14 +71,22 @@ def read_action_timings(directory: Path) -> List[Tuple]:
     return rows
 
 
+PER_TURN_ACTIONS = ("action_detect_language", "validate_tutor_form")
+
+
 def request_kb_by_turn(rows: Sequence[Tuple], start: float, end: float, checkpoints: Sequence[int],
-                       per_turn_action: str = "action_detect_language") -> Dict[int, Optional[float]]:
+                       per_turn_actions: Sequence[str] = PER_TURN_ACTIONS) -> Dict[int, Optional[float]]:
     """Size of the request Rasa sends to the action server at turn N of a conversation:
-    the N-th call of ``per_turn_action`` (the language slot mapping runs once every turn)
-    of each conversation in the window; median over conversations, in KB."""
+    the N-th call of the first of ``per_turn_actions`` called in the window, per conversation
+    -- the language slot mapping ran once every turn until Rasa decided it itself (issue 16);
+    since then the drill's answer validation (once per answer: turn N+1 less hint turns);
+    median over conversations, in KB."""
+    in_window = [row for row in rows if start <= row[0] <= end and row[7]]
+    called = {row[1] for row in in_window}
+    action = next((a for a in per_turn_actions if a in called), None)
     calls: Dict[str, List[int]] = {}
-    for row in rows:
-        if start <= row[0] <= end and row[1] == per_turn_action and row[7]:
+    for row in in_window:
+        if row[1] == action:
             calls.setdefault(row[7], []).append(row[4])
     out: Dict[int, Optional[float]] = {}
     for n in checkpoints:

@@ -204,6 +204,7 @@ class BenchStack:
         extra_env: Optional[Dict[str, str]] = None,
         rasa_ready_timeout: float = 900.0,
         overlay: Optional[Path] = None,
+        model: Optional[Path] = None,
     ) -> None:
         self.workdir = workdir
         self.run_id = run_id
@@ -214,6 +215,7 @@ class BenchStack:
         self.action_workers = max(1, int(action_workers))
         self.extra_env = dict(extra_env or {})
         self.rasa_ready_timeout = rasa_ready_timeout
+        self.model = Path(model) if model else MODEL
         self.overlay = overlay  # a directory whose packages (infra/, connectors/, ...) shadow the checkout's
         self.production = production_files_present() and endpoints is None
         self.endpoints = endpoints or (ROOT / "endpoints.prod.yml")
@@ -334,7 +336,7 @@ class BenchStack:
             f"{self.action_workers} worker(s))")
 
         rasa_env = dict(env, SANIC_WORKERS=str(self.rasa_workers))
-        rasa = _spawn("rasa", [py, "-m", "bench.rasa_launcher", "run", "--model", str(MODEL), "--enable-api",
+        rasa = _spawn("rasa", [py, "-m", "bench.rasa_launcher", "run", "--model", str(self.model), "--enable-api",
                                "--port", str(self.rasa_port), "--credentials", str(self.credentials),
                                "--endpoints", str(self.endpoints), "--log-file", str(self.rasa_log)],
                       rasa_env, self.workdir / "rasa.stdout.log")

@@ -28,6 +28,7 @@ _TOKEN = re.compile(r"[a-z']+")
 SWITCH_EVIDENCE = 2  # marker words needed to leave the current language (one stray "yes" is not enough)
 MODEL_MIN_WORDS = 2  # shorter messages (a name, "ok") are never given to the n-gram model
 MODEL_SWITCH_WORDS = 3  # words the model needs to leave the current language on its own
+UNKNOWN_CURRENT = "none"  # the key of Languages.detections for a conversation whose language is not known yet
 # Both chosen on AfriSenti/CLINC150 *train* messages (the held-out set is their dev splits).
 
 
@@ -176,17 +177,37 @@ class Languages:
         words, or the n-gram model on ``MODEL_SWITCH_WORDS`` words, so a Kinyarwanda speaker
         answering "yes" keeps hearing Kinyarwanda. ``use_model=False``: marker words only.
         """
+        return self._decide(_Evidence(self, text, use_model), current)
+
+    def detections(self, text: Optional[Text]) -> Dict[Text, Optional[Text]]:
+        """What :meth:`detect` returns for ``text`` in a conversation in each language, keyed
+        by that language's code, and under :data:`UNKNOWN_CURRENT` when none is known yet;
+        ``None``: the message keeps the current language. The message is read once: the NLU
+        pipeline detects this way (``nlu_components/language_detector.py``), without the
+        conversation, and the language slot's mapping picks the entry of the current language
+        (:func:`detected_in`)."""
+        evidence = _Evidence(self, text, True)
+        out: Dict[Text, Optional[Text]] = {UNKNOWN_CURRENT: self._decide(evidence, None)}
+        for code in self.codes:
+            out[code] = self._decide(evidence, code)
+        return out
+
+    def detected_in(self, detections: Dict[Text, Optional[Text]], current: Optional[Text]) -> Optional[Text]:
+        """``detect(text, current)`` from ``detections(text)``."""
+        detected = detections.get(current if current in self.by_code else UNKNOWN_CURRENT)
+        return current if detected is None else detected
+
+    def _decide(self, evidence: "_Evidence", current: Optional[Text]) -> Optional[Text]:
         known = current if current in self.by_code else None
-        scores = self.scores(text)
-        weighted = {code: scores[code] * self.by_code[code].weight for code in self.codes}
+        scores, weighted = evidence.scores, evidence.weighted
         present = [lang.code for lang in self._by_weight if scores[lang.code] > 0]
         leaders = [code for code in present if weighted[code] == max(weighted.values())]
         if len(leaders) == 1 and (known is None or leaders[0] == known
                                   or scores[leaders[0]] >= SWITCH_EVIDENCE):
             return leaders[0]
         # Markers silent, tied, or too few to leave the current language: ask the model.
-        words = len(_TOKEN.findall((text or "").lower()))
-        guess = self.model().guess(text or "") if use_model and words >= MODEL_MIN_WORDS else None
+        words = evidence.words
+        guess = evidence.guess() if words >= MODEL_MIN_WORDS else None
         if guess is not None and (known is None or guess[0] == known or words >= MODEL_SWITCH_WORDS):
             return guess[0]
         if known is None and leaders:
@@ -198,6 +219,26 @@ class Languages:
         if self._model is None:
             self._model = NgramModel({lang.code: lang.model_code for lang in self.by_code.values()})
         return self._model
+
+
+class _Evidence:
+    """What a message says about its language, read once: marker scores, word count, and
+    the n-gram model's guess (asked at most once, and only when the markers do not decide)."""
+
+    def __init__(self, languages: Languages, text: Optional[Text], use_model: bool) -> None:
+        self._languages, self._text, self._use_model = languages, text or "", use_model
+        self.scores = languages.scores(text)
+        self.weighted = {code: self.scores[code] * languages.by_code[code].weight for code in languages.codes}
+        self.words = len(_TOKEN.findall(self._text.lower()))
+        self._guess: Optional[Tuple[Text, float]] = None
+        self._guessed = False
+
+    def guess(self) -> Optional[Tuple[Text, float]]:
+        if not self._use_model:
+            return None
+        if not self._guessed:
+            self._guess, self._guessed = self._languages.model().guess(self._text), True
+        return self._guess
 
 
 @lru_cache(maxsize=1)
@@ -240,3 +281,11 @@ def scores(text: Optional[Text]) -> Dict[Text, float]:
 
 def detect(text: Optional[Text], current: Optional[Text] = None) -> Optional[Text]:
     return languages().detect(text, current)
+
+
+def detections(text: Optional[Text]) -> Dict[Text, Optional[Text]]:
+    return languages().detections(text)
+
+
+def detected_in(detections: Dict[Text, Optional[Text]], current: Optional[Text]) -> Optional[Text]:
+    return languages().detected_in(detections, current)

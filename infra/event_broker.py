@@ -14,7 +14,9 @@ database down or restarting, the turn fails. Here:
    returns: one small, fsync'ed insert (``synchronous=FULL``), no network. Each event gets
    an **idempotency key**: SHA-256 of its canonical JSON, which includes ``sender_id``,
    ``event`` (the type) and ``timestamp``.
-2. A background thread **flushes** the spool in publish order, in batches: one transaction
+2. A background thread **flushes** the spool in publish order, in batches (woken by a
+   publish, it waits ``flush_delay`` seconds first, so the turns of that moment share one
+   transaction instead of one each: issue 16): one transaction
    ``INSERT ... ON CONFLICT (event_key) DO NOTHING`` into ``events``, then the batch is
    deleted from the spool. Database down: the rows stay in the spool and the flush is
    retried with backoff (capped at ``max_backoff`` seconds) until it is back.
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_SPOOL_PATH = ".spool/events.sqlite"
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_FLUSH_INTERVAL = 2.0  # seconds between flushes when nothing wakes the flusher
+DEFAULT_FLUSH_DELAY = 0.25  # seconds a publish waits for others before the flush (events are spooled already)
 DEFAULT_MAX_BACKOFF = 5.0  # seconds between retries while the database is down
 DEFAULT_CONNECT_TIMEOUT = 5
 CLOSE_FLUSH_TIMEOUT = 10.0
@@ -117,6 +120,7 @@ class BufferedSQLEventBroker(EventBroker):
         spool_path: Union[Text, Path] = DEFAULT_SPOOL_PATH,
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        flush_delay: float = DEFAULT_FLUSH_DELAY,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         spool_synchronous: Text = "FULL",
@@ -126,6 +130,7 @@ class BufferedSQLEventBroker(EventBroker):
         self.spool = Spool(spool_path or DEFAULT_SPOOL_PATH, spool_synchronous)
         self.batch_size = max(1, int(batch_size))
         self.flush_interval = max(0.05, float(flush_interval))
+        self.flush_delay = max(0.0, float(flush_delay))
         self.max_backoff = max(0.1, float(max_backoff))
         self.connect_timeout = connect_timeout
         self._engine: Optional[Engine] = None
@@ -162,8 +167,8 @@ class BufferedSQLEventBroker(EventBroker):
             sslmode=kwargs.pop("sslmode", None),
         )
         options: Dict[Text, Any] = {}
-        for name, kind in (("batch_size", int), ("flush_interval", float), ("max_backoff", float),
-                           ("connect_timeout", float)):
+        for name, kind in (("batch_size", int), ("flush_interval", float), ("flush_delay", float),
+                           ("max_backoff", float), ("connect_timeout", float)):
             value = kwargs.pop(name, None)
             if value not in (None, ""):
                 options[name] = kind(value)
@@ -254,7 +259,8 @@ class BufferedSQLEventBroker(EventBroker):
                 continue
             if self._stop.is_set():
                 return
-            self._wake.wait(self.flush_interval)
+            if self._wake.wait(self.flush_interval) and self.flush_delay:
+                self._stop.wait(self.flush_delay)  # let the other turns of this moment join the batch
             self._wake.clear()
 
     def flush(self) -> int:

@@ -27,7 +27,7 @@ Fixes (always installed):
               (the REST channel, the HTTP API) the cost is one ``ContextVar`` lookup.
 
 Speed-ups (issue 6, measured with ``make bench``: docs/benchmarks.md), selected by
-``RASA_SPEEDUPS`` (default ``schema,events,pool,window``; empty: none):
+``RASA_SPEEDUPS`` (default ``schema,events,pool,window,slotmap,nlucache,applied``; empty: none):
 
 ``schema``  Rasa validates every action server answer with ``jsonschema.validate``, which
             first validates the *schema itself* against the JSON-Schema meta-schema: about
@@ -43,15 +43,39 @@ Speed-ups (issue 6, measured with ``make bench``: docs/benchmarks.md), selected 
             message and latest action are still sent in full). Our actions read at most
             the last two turns of events (``actions/conversation.py``, ``onboarding.py``).
             ``ACTION_EVENTS_TURNS=0`` sends everything, as Rasa does.
+
+Speed-ups of issue 16 (same selection; measured with ``make bench-ratio``: docs/benchmarks.md):
+
+``slotmap``   the custom slot mapping of ``language`` / ``language_locked``
+              (``action_detect_language`` in domain.yml) is decided in the Rasa process by
+              the function the action server's action runs (:mod:`core.language_slots`),
+              over the language the NLU pipeline detected: one action-server round trip
+              per turn fewer. Other custom mappings still call the action server.
+``nlucache``  the NLU result of a learner's message is kept per Rasa process (an LRU of
+              ``NLU_CACHE_SIZE`` (4096) texts of at most ``NLU_CACHE_MAX_CHARS`` (200)
+              characters): the same text parses the same -- Rasa 3.6's NLU reads only the
+              message, never the conversation -- so "yes", "2", "stop" from a class of
+              learners pass DIET once. Each hit is a fresh copy. ``POST /model/parse`` (no
+              conversation) is never cached: it stays the NLU floor ``make bench`` measures.
+``applied``   ``DialogueStateTracker.applied_events`` (the events minus reverted ones and
+              finished loop turns) is recomputed from the first event each time it is asked
+              -- by each policy's featurisation, the session check, the tracker store: about
+              a sixth of Rasa's CPU per turn, more as a form runs (each loop execution copies
+              the list). Here each tracker remembers its result and, when events were only
+              appended since (and named no new loop), continues from it with Rasa's own loop
+              body. Callers get a new list each time, as before.
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import functools
+import itertools
 import logging
 import os
+import pickle
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Text
 
 from core.config import as_int, env
@@ -60,7 +84,7 @@ logger = logging.getLogger(__name__)
 
 RASA_VERSION = "3.6.21"
 FIXES = ("failsafe", "timing")
-SPEEDUPS = ("schema", "events", "pool", "window")
+SPEEDUPS = ("schema", "events", "pool", "window", "slotmap", "nlucache", "applied")
 
 # The turn being measured (the Twilio channels set a connectors.timing.TurnTimer): any object
 # with float attributes nlu, policy, actions and a tracker attribute. Lives here, not in
@@ -345,7 +369,161 @@ def _window() -> None:
     RemoteAction._action_call_format = _action_call_format
 
 
+def language_slot_events(tracker: Any) -> List[Any]:
+    """What ``action_detect_language`` returns for Rasa's ``tracker``, decided here (the
+    ``slotmap`` speed-up). Reads the latest message as rasa-sdk's ``Tracker.latest_message``
+    shows it to the action (parse data, entities of NLU and policies)."""
+    from rasa.shared.core.events import SlotSet
+
+    from core import language_slots
+
+    latest = tracker.latest_message
+    parse = latest.parse_data if latest is not None else {}
+    values = language_slots.slot_values(
+        intent=(parse.get("intent") or {}).get("name"),
+        named=language_slots.first_entity(latest.entities if latest is not None else []),
+        text=parse.get("text"), detection=parse.get(language_slots.DETECTION_KEY),
+        current=tracker.get_slot("language"), locked=tracker.get_slot("language_locked"),
+        active_loop=tracker.active_loop_name, active_module=tracker.get_slot("active_module"))
+    return [SlotSet(slot, value) for slot, value in values.items()]
+
+
+def _slotmap() -> None:
+    from rasa.core.actions.action import ActionExtractSlots
+
+    from core import language_slots
+
+    original = ActionExtractSlots._run_custom_action
+
+    async def _run_custom_action(self: Any, custom_action: Text, output_channel: Any, nlg: Any, tracker: Any,
+                                 domain: Any) -> List[Any]:
+        if custom_action == language_slots.ACTION:
+            return language_slot_events(tracker)
+        return await original(self, custom_action, output_channel, nlg, tracker, domain)
+
+    ActionExtractSlots._run_custom_action = _run_custom_action
+
+
+class ParseCache:
+    """A bounded LRU of pickled parse results (pickled: every hit is a new, exact copy).
+    Hand-written: functools.lru_cache cannot wrap a coroutine, and cachetools is not a
+    dependency for ten lines."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = self.misses = 0
+        self._items: "OrderedDict[Any, bytes]" = OrderedDict()
+
+    def get(self, key: Any) -> Optional[Dict[Text, Any]]:
+        blob = self._items.get(key)
+        if blob is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._items.move_to_end(key)
+        return pickle.loads(blob)
+
+    def put(self, key: Any, value: Dict[Text, Any]) -> None:
+        self._items[key] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _nlucache() -> None:
+    size, max_chars = as_int(env("NLU_CACHE_SIZE"), 4096), as_int(env("NLU_CACHE_MAX_CHARS"), 200)
+    if size <= 0:
+        return
+    from rasa.core.processor import MessageProcessor
+
+    original = MessageProcessor.parse_message
+
+    @functools.wraps(original)
+    async def parse_message(self: Any, message: Any, tracker: Any = None,
+                            only_output_properties: bool = True) -> Dict[Text, Any]:
+        text = message.text
+        if tracker is None or self.http_interpreter is not None or not isinstance(text, str) \
+                or len(text) > max_chars:
+            return await original(self, message, tracker, only_output_properties)
+        cache = self.__dict__.get("_bakame_parse_cache")
+        if cache is None:  # one per processor: a new model gets a new processor, and an empty cache
+            cache = self._bakame_parse_cache = ParseCache(size)
+        key = (text, only_output_properties)
+        parsed = cache.get(key)
+        if parsed is None:
+            parsed = await original(self, message, tracker, only_output_properties)
+            cache.put(key, parsed)
+        if (cache.hits + cache.misses) % 1000 == 0:
+            logger.info("NLU cache: %d hits, %d misses, %d texts", cache.hits, cache.misses, len(cache))
+        return parsed
+
+    MessageProcessor.parse_message = parse_message
+
+
+class _Applied:
+    """A tracker's ``applied_events`` up to its ``count``-th event (the ``applied`` speed-up)."""
+
+    __slots__ = ("events", "count", "last", "loop_names", "applied")
+
+    def __init__(self, events: Any, count: int, last: Any, loop_names: frozenset, applied: List[Any]) -> None:
+        self.events, self.count, self.last, self.loop_names, self.applied = events, count, last, loop_names, applied
+
+
+def _applied() -> None:
+    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted,
+                                         UserUttered, UserUtteranceReverted)
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    def loop_names_of(events: Any) -> frozenset:
+        return frozenset(e.name for e in events if isinstance(e, ActiveLoop) and e.name)
+
+    def apply(tracker: Any, events: Any, loop_names: frozenset, applied: List[Any]) -> None:
+        # The loop body of DialogueStateTracker.applied_events, Rasa 3.6.21, unchanged.
+        for event in events:
+            if isinstance(event, (Restarted, SessionStarted)):
+                applied.clear()
+            elif isinstance(event, ActionReverted):
+                tracker._undo_till_previous(ActionExecuted, applied)
+            elif isinstance(event, UserUtteranceReverted):
+                tracker._undo_till_previous(UserUttered, applied)
+                tracker._undo_till_previous(ActionExecuted, applied)
+            elif (isinstance(event, ActionExecuted) and event.action_name in loop_names
+                  and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied)):
+                tracker._undo_till_previous_loop_execution(event.action_name, applied)
+            else:
+                applied.append(event)
+
+    def applied_events(self: Any) -> List[Any]:
+        events = self.events
+        count = len(events)
+        last = events[-1] if count else None
+        memo = self.__dict__.get("_bakame_applied")
+        if memo is not None and memo.events is events and memo.count == count and memo.last is last:
+            return list(memo.applied)
+        if memo is not None and memo.events is events and 0 < memo.count < count \
+                and events[memo.count - 1] is memo.last:  # events appended since: continue
+            new = list(itertools.islice(events, memo.count, None))
+            if loop_names_of(new) <= memo.loop_names:  # a new loop would change how earlier events apply
+                applied = list(memo.applied)
+                apply(self, new, memo.loop_names, applied)
+                self._bakame_applied = _Applied(events, count, last, memo.loop_names, applied)
+                return list(applied)
+        loop_names = loop_names_of(events)
+        applied = []
+        apply(self, events, loop_names, applied)
+        self._bakame_applied = _Applied(events, count, last, loop_names, applied)
+        return list(applied)
+
+    applied_events.__doc__ = DialogueStateTracker.applied_events.__doc__
+    applied_events.__wrapped__ = DialogueStateTracker.applied_events  # type: ignore[attr-defined]  # Rasa's, for tests
+    DialogueStateTracker.applied_events = applied_events
+
+
 _PATCHES: Dict[Text, Callable[[], None]] = {
     "failsafe": _failsafe, "timing": _timing,
     "schema": _schema, "events": _events, "pool": _pool, "window": _window,
+    "slotmap": _slotmap, "nlucache": _nlucache, "applied": _applied,
 }

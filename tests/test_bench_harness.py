@@ -160,6 +160,9 @@ def test_action_timings_per_action_and_request_size_by_turn(tmp_path):
     sizes = serverside.request_kb_by_turn(rows, 0, 1000, [1, 5, 6])
     assert sizes[1] == pytest.approx(1000 / 1024, abs=0.05) and sizes[5] == pytest.approx(4.9, abs=0.05)
     assert sizes[6] is None
+    without_language_calls = [r for r in rows if r[1] != "action_detect_language"]  # Rasa decides it (issue 16)
+    sizes = serverside.request_kb_by_turn(without_language_calls, 0, 1000, [1, 5])
+    assert sizes[1] == pytest.approx(1500 / 1024, abs=0.05) and sizes[5] == pytest.approx(5500 / 1024, abs=0.05)
 
 
 # --------------------------------------------------------------------------- report
@@ -258,3 +261,24 @@ def test_render_a_long_session_stopped_at_the_time_limit():
     assert "| 135 (furthest reached) | 3,750 |" in md
     assert "stopped after 360 s at turn 140 of 310" in md
     assert "CPU per turn over the whole session: Rasa 400 ms" in md
+
+
+def test_the_cpu_ratio_target_divides_a_twilio_turn_by_a_parse():
+    from bench.run import evaluate_targets, turn_to_parse_cpu
+
+    def phase(channel, mode, concurrency, rasa_ms):
+        return {"channel": channel, "mode": mode, "concurrency": concurrency, "period_s": 2.0, "p95_ms": 100.0,
+                "errors": 0, "turns_per_s": 10.0, "cpu_ms_per_turn": {"rasa": rasa_ms}}
+
+    results = {"nlu": {"rasa_cpu_ms_per_parse": 10.0}, "load": [
+        phase("rest", "closed", 1, 5.0), phase("twilio", "paced", 25, 30.0), phase("twilio", "closed", 100, 18.0),
+        phase("twilio", "closed", 1, 25.0)]}
+    ratio = turn_to_parse_cpu(results)
+    assert ratio["ratio"] == 2.5  # one learner back to back: 25 / 10
+    assert ratio["text"] == ("2.50x at 1 learner(s) closed: 25.0 ms per turn / 10.0 ms per parse; "
+                             "other Twilio phases 1.80x (100 closed), 3.00x (25 paced)")
+    row = [t for t in evaluate_targets(results) if "/model/parse" in t["target"]]
+    assert len(row) == 1 and row[0]["met"] is False
+    results["load"][3]["cpu_ms_per_turn"]["rasa"] = 20.0
+    assert [t["met"] for t in evaluate_targets(results) if "/model/parse" in t["target"]] == [True]
+    assert turn_to_parse_cpu({"load": results["load"]}) is None  # no NLU phase: no row

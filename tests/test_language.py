@@ -50,3 +50,28 @@ def test_a_clear_sentence_switches_the_language():
 def test_no_signal_keeps_the_current_language():
     assert detect_language("42", current="rw") == "rw"
     assert detect_language("", current="en") == "en"
+
+
+# -- detection once per message, for every current language (the NLU pipeline's way) ----------
+DETECTION_TEXTS = ["hello", "yes", "sawa", "ok", "42", "", "ndashaka math", "I want to do math please",
+                   "ndashaka kwiga imibare", "Ejo nagiye gusura nyogokuru", "Cats sleep during rainy days",
+                   "mwiriwe neza", "good morning, how are you", "nyigisha English please", "/session_start"]
+
+
+@pytest.mark.parametrize("text", DETECTION_TEXTS)
+def test_detections_give_what_detect_gives_in_each_current_language(text):
+    from core.language import detected_in, detections
+
+    table = detections(text)
+    assert set(table) == {"none", "en", "rw"}
+    for current in (None, "en", "rw", "fr"):  # "fr": a value no language has behaves as none known
+        assert detected_in(table, current) == detect_language(text, current), current
+
+
+def test_detections_keep_the_current_language_as_detect_does():
+    from core.language import detected_in, detections
+
+    assert detections("42") == {"none": None, "en": "en", "rw": "rw"}
+    assert detected_in(detections("42"), "rw") == "rw"
+    assert detected_in(detections("42"), None) is None
+    assert detections("yes")["rw"] == "rw" and detections("yes")["none"] == "en"

@@ -30,7 +30,7 @@ from tests.stack import ROOT, Stack, ensure_model, stack_env
 @pytest.fixture(scope="module", autouse=True)
 def applied():
     names = rasa_patches.install()
-    assert names == ["failsafe", "timing", "schema", "events", "pool", "window"]
+    assert names == ["failsafe", "timing", "schema", "events", "pool", "window", "slotmap", "nlucache", "applied"]
     return names
 
 
@@ -126,14 +126,192 @@ async def test_action_calls_reuse_one_connection():
         ["ran action_x"] * 3
 
 
+class FakeGraph:
+    """The NLU graph of a processor: counts parses, answers like a pipeline would."""
+
+    def __init__(self) -> None:
+        self.parsed: List[str] = []
+
+    def run(self, inputs, targets):
+        from rasa.shared.nlu.training_data.message import Message
+
+        message = inputs["__message__"][0]
+        self.parsed.append(message.text)
+        out = Message(data={"text": message.text})
+        out.set("intent", {"name": "answer", "confidence": 0.91}, add_to_output=True)
+        out.set("entities", [{"entity": "number", "value": message.text}], add_to_output=True)
+        out.set("language_detection", {"none": None, "en": "en", "rw": "rw"}, add_to_output=True)
+        return {targets[0]: [out]}
+
+
+def _processor(graph: FakeGraph):
+    """Rasa's MessageProcessor (its own parse_message, patched) over a fake NLU graph."""
+    from types import SimpleNamespace
+
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.domain import Domain
+
+    processor = MessageProcessor.__new__(MessageProcessor)
+    processor.http_interpreter = None
+    processor.graph_runner = graph
+    processor.model_metadata = SimpleNamespace(nlu_target="nlu")
+    processor.domain = Domain.from_yaml("version: '3.1'\nintents: [answer]\nentities: [number]\n")
+    return processor
+
+
+async def test_a_learners_repeated_message_is_parsed_once_and_each_gets_its_own_copy():
+    from rasa.core.channels.channel import UserMessage
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    graph = FakeGraph()
+    processor = _processor(graph)
+    tracker = DialogueStateTracker.from_events("learner", [])
+    first = await processor.parse_message(UserMessage("7", sender_id="a"), tracker)
+    first["entities"].append({"entity": "mutated"})  # what one turn does to its parse ...
+    first["intent"]["name"] = "mutated"
+    second = await processor.parse_message(UserMessage("7", sender_id="b"), tracker)
+    other = await processor.parse_message(UserMessage("8", sender_id="a"), tracker)
+    assert graph.parsed == ["7", "8"]  # "7" went through NLU once
+    assert second == {"text": "7", "intent": {"name": "answer", "confidence": 0.91},  # ... not the next's
+                      "entities": [{"entity": "number", "value": "7"}],
+                      "language_detection": {"none": None, "en": "en", "rw": "rw"}}
+    assert other["text"] == "8"
+
+
+async def test_model_parse_is_never_cached():
+    """POST /model/parse (no conversation) parses every time: the NLU floor stays a real parse."""
+    from rasa.core.channels.channel import UserMessage
+
+    graph = FakeGraph()
+    processor = _processor(graph)
+    for _ in range(3):
+        assert (await processor.parse_message(UserMessage("yes")))["text"] == "yes"
+    assert graph.parsed == ["yes"] * 3
+
+
+def test_the_parse_cache_is_bounded_and_forgets_the_least_recently_used():
+    cache = rasa_patches.ParseCache(2)
+    cache.put("a", {"v": 1})
+    cache.put("b", {"v": 2})
+    assert cache.get("a") == {"v": 1}  # a is now the most recent
+    cache.put("c", {"v": 3})
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") == {"v": 1} and cache.get("c") == {"v": 3}
+    assert (cache.hits, cache.misses) == (3, 1)
+
+
+async def test_language_is_decided_in_rasa_without_calling_the_action_server():
+    """`slotmap`: the language mapping's custom action is decided in Rasa; any other custom
+    mapping action still goes to the action server."""
+    from rasa.core.actions.action import ActionExtractSlots
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import EndpointConfig
+
+    from core import language
+
+    called: List[str] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        called.append((await request.json())["next_action"])
+        return web.json_response({"events": [{"event": "slot", "name": "name", "value": "Aline"}], "responses": []})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    text = "ndashaka kwiga imibare"
+    parse = {"intent": {"name": "inform"}, "entities": [], "text": text,
+             "language_detection": language.detections(text)}
+    tracker = DialogueStateTracker.from_events("learner", [SlotSet("language", "en"),
+                                                           UserUttered(text, parse["intent"], [], parse)])
+    domain = Domain.from_yaml("version: '3.1'\nslots:\n  name:\n    type: text\n    mappings: []\n")
+    action = ActionExtractSlots(EndpointConfig(f"http://127.0.0.1:{port}/webhook"))
+    try:
+        language_events = await action._run_custom_action("action_detect_language", None, None, tracker, domain)
+        other_events = await action._run_custom_action("action_other", None, None, tracker, domain)
+    finally:
+        await runner.cleanup()
+    assert language_events == [SlotSet("language", "rw")]
+    assert other_events == [SlotSet("name", "Aline")]
+    assert called == ["action_other"]
+
+
+def _random_events(rng, count: int):
+    """Events of the kinds applied_events treats specially, in random order (forms running,
+    rejected, deactivated; reverts; restarts; new sessions)."""
+    from rasa.shared.core.events import (ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
+                                         Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted)
+
+    makers = [
+        lambda: UserUttered(rng.choice(["7", "yes", "stop"]), {"name": "inform"}),
+        lambda: ActionExecuted("action_listen"),
+        lambda: ActionExecuted(rng.choice(["tutor_form", "name_form"])),
+        lambda: ActionExecuted(rng.choice(["action_ask_answer", "action_greet", "validate_tutor_form"])),
+        lambda: ActiveLoop(rng.choice(["tutor_form", "name_form", None])),
+        lambda: ActionExecutionRejected(rng.choice(["tutor_form", "name_form"])),
+        lambda: SlotSet("answer", rng.choice(["7", None])),
+        lambda: ActionReverted(), lambda: UserUtteranceReverted(), lambda: Restarted(), lambda: SessionStarted(),
+    ]
+    weights = [6, 6, 6, 4, 3, 1, 3, 1, 1, 0.3, 0.3]
+    return [rng.choices(makers, weights)[0]() for _ in range(count)]
+
+
+def test_applied_events_are_rasas_however_the_tracker_grew():
+    """`applied`: for random conversations, asked after every event (continuing from the
+    remembered result) and at the end from scratch, the result is Rasa's own."""
+    import random
+
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rasas = DialogueStateTracker.applied_events.__wrapped__
+    rng = random.Random(16)
+    for _ in range(150):
+        events = _random_events(rng, rng.randint(1, 60))
+        growing = DialogueStateTracker("learner", [])
+        for event in events:
+            growing.update(event)
+            first = growing.applied_events()
+            assert first == rasas(growing)
+            first.append("a caller's change")  # callers get their own list
+            assert growing.applied_events() == rasas(growing)
+        fresh = DialogueStateTracker.from_events("learner", events)
+        assert fresh.applied_events() == rasas(fresh) == growing.applied_events()
+
+
+def test_applied_events_of_a_tracker_whose_events_were_replaced():
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rasas = DialogueStateTracker.applied_events.__wrapped__
+    tracker = DialogueStateTracker.from_events("learner", [ActionExecuted("action_listen"), UserUttered("hi")])
+    assert len(tracker.applied_events()) == 2
+    tracker.events.clear()  # emptied, then the same number of events
+    tracker.update(UserUttered("hello"))
+    tracker.update(ActionExecuted("action_listen"))
+    assert [getattr(e, "text", None) for e in tracker.applied_events()] == [e.text if hasattr(e, "text") else None
+                                                                             for e in rasas(tracker)] == ["hello", None]
+    tracker.events = tracker._create_events([ActionExecuted("action_greet")])  # a new deque
+    assert tracker.applied_events() == rasas(tracker) == [ActionExecuted("action_greet")]
+    bounded = DialogueStateTracker("learner", [], max_event_history=3)  # the oldest events fall out
+    for text in ("a", "b", "c", "d", "e"):
+        bounded.update(UserUttered(text))
+        assert bounded.applied_events() == rasas(bounded)
+    assert [e.text for e in bounded.applied_events()] == ["c", "d", "e"]
+
+
 # --------------------------------------------------------------------------- install()
 def _patched_methods():
-    from rasa.core.actions.action import RemoteAction
+    from rasa.core.actions.action import ActionExtractSlots, RemoteAction
     from rasa.core.processor import MessageProcessor
     from rasa.core.tracker_store import FailSafeTrackerStore
 
     return {
         "run": RemoteAction.run, "format": RemoteAction._action_call_format,
+        "extract": ActionExtractSlots._run_custom_action,
         "validate": RemoteAction._validate_action_result, "parse": MessageProcessor.parse_message,
         "save": MessageProcessor.save_tracker, "failsafe": FailSafeTrackerStore.on_tracker_store_error,
     }
@@ -142,7 +320,7 @@ def _patched_methods():
 def test_install_is_idempotent():
     before = _patched_methods()
     assert rasa_patches.install() == rasa_patches.installed() == ["failsafe", "timing", "schema", "events", "pool",
-                                                                   "window"]
+                                                                   "window", "slotmap", "nlucache", "applied"]
     assert _patched_methods() == before  # nothing wrapped twice
     assert getattr(before["parse"], "__bakame_timed__", False)
 
@@ -179,6 +357,8 @@ def test_rasa_speedups_selects_the_speedups_and_the_fixes_stay():
     assert _python(code, RASA_SPEEDUPS="").stdout.strip() == "['failsafe', 'timing']"
     assert _python(code, RASA_SPEEDUPS="pool, window").stdout.strip() == "['failsafe', 'timing', 'pool', 'window']"
     assert _python(code, RASA_SPEEDUPS="pool,pool,failsafe").stdout.strip() == "['failsafe', 'timing', 'pool']"
+    assert _python(code, RASA_SPEEDUPS="slotmap,nlucache,applied").stdout.strip() == \
+        "['failsafe', 'timing', 'slotmap', 'nlucache', 'applied']"
 
 
 # --------------------------------------------------------------------------- every start
