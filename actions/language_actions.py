@@ -19,7 +19,7 @@ class ActionDetectLanguage(Action):
     action (infra/rasa_patches.py, speed-up `slotmap`); a plain `rasa run` calls it."""
 
     def name(self) -> Text:
-        return language_slots.ACTION
+        return "action_detect_language"  # == language_slots.ACTION; a literal so `make validate` sees it
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         latest = tracker.latest_message or {}

@@ -106,3 +106,9 @@ async def test_rasa_decides_as_the_action_server_does():
         "English practice": {},
         "math answer": {"language": "rw"},
     }
+
+
+def test_the_action_server_action_is_the_mapping_action_of_the_domain():
+    from actions.language_actions import ActionDetectLanguage
+
+    assert ActionDetectLanguage().name() == language_slots.ACTION
