@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core import language
+from core import language_slots
 from core.language_slots import slot_values
 
 
