@@ -33,6 +33,11 @@ def assistant(tmp_path_factory):
     """The assistant as `make run` starts it (embedded defaults, no LLM)."""
     ensure_model()
     workdir = tmp_path_factory.mktemp("stack")
-    stack = Stack(workdir=workdir, env=stack_env(workdir)).start()
+    stack = Stack(workdir=workdir, env=stack_env(workdir))
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()  # a start that timed out must not leave its servers running
+        raise
     yield stack
     stack.stop()
