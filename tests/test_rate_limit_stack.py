@@ -97,7 +97,9 @@ def limited_events(pg: LocalPostgres, sender: str, expected: int) -> List[Dict]:
             with conn.cursor() as cur:
                 cur.execute("SELECT to_regclass('events') IS NOT NULL")
                 if cur.fetchone()[0]:
-                    cur.execute("SELECT data FROM events WHERE sender_id = %s ORDER BY id", (sender,))
+                    # two processes, two spools: row ids are arrival order, timestamps the learner's
+                    cur.execute("SELECT data FROM events WHERE sender_id = %s "
+                                "ORDER BY (data::json->>'timestamp')::float, id", (sender,))
                     rows = [json.loads(d) for (d,) in cur.fetchall()]
         finally:
             conn.close()
