@@ -104,12 +104,13 @@ def test_ambiguous_thousands_count_lets_the_expected_answer_decide():
 
 
 # ------------------------------------------------------------- held-out + report
-def test_heldout_table_names_its_sources():
-    path = ROOT / "tests" / "data" / "math_answers_heldout.csv"
+@pytest.mark.parametrize("name, least", [("math_answers_heldout.csv", 200), ("math_answers_heldout2.csv", 100)])
+def test_heldout_table_names_its_sources(name, least):
+    path = ROOT / "tests" / "data" / name
     text = path.read_text(encoding="utf-8")
     header = [line for line in text.splitlines() if line.startswith("#")]
     rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
-    assert len(rows) >= 200 and {r["language"] for r in rows} == {"en", "rw"}
+    assert len(rows) >= least and {r["language"] for r in rows} == {"en", "rw"}
     sources = {r["source"] for r in rows}
     assert all(any(f"  {source} " in line or f"#   {source} " in line for line in header) for source in sources)
     assert any("MIT" in line for line in header) and any("Apache-2.0" in line for line in header)
@@ -118,9 +119,10 @@ def test_heldout_table_names_its_sources():
 def test_report_covers_both_tables_per_language():
     report = _script("answer_check_report")
     results = report.report()
-    assert set(results) == {"main", "held-out"}
+    assert set(results) == {"main", "held-out", "held-out 2"}
     assert results["main"]["accuracy"] == 1.0
-    assert set(results["held-out"]["languages"]) == {"en", "rw"}
+    assert set(results["held-out"]["languages"]) == set(results["held-out 2"]["languages"]) == {"en", "rw"}
     lines = report.summary_lines(results, failures=True)
     assert lines[0].startswith("answer check, main table: 100.0%")
-    assert len(lines) == 2 + len(results["held-out"]["failures"])
+    assert any(line.startswith("answer check, held-out 2 table: ") for line in lines)
+    assert len(lines) == 3 + len(results["held-out"]["failures"]) + len(results["held-out 2"]["failures"])
