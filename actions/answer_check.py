@@ -141,6 +141,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -520,7 +521,9 @@ def _num_token(raw: str, sign: Optional[str], den: Optional[str]) -> Optional[_T
     return _Tok(NUM, value, alt, F_FRAC if den is not None else 0, raw)
 
 
+@lru_cache(maxsize=8192)
 def _word_tokens(w: str) -> Tuple[_Tok, ...]:
+    """The tokens of a word the lexicon does not list as it is (cached: tokens are never changed)."""
     entry = _WORDS.get(w)
     if entry is not None:
         return entry
