@@ -10,7 +10,9 @@
   and measured before the next round of changes (issue 13), so that the first set's remaining misses
   are not the only yardstick;
 * ``tests/data/math_answers_heldout3.csv``: measured once after that round (real Kinyarwanda
-  writing from Common Voice, two more English libraries' tests), never used to change the checker.
+  writing from Common Voice, two more English libraries' tests), never used to change the checker;
+* ``tests/data/math_answers_heldout4.csv``: written and measured before round 3 (more Common Voice
+  Kinyarwanda, words-to-numbers' tests with misspelt inputs).
 
 A row counts as right when both ``correct`` and ``understood`` match. ``make evaluate`` prints
 this report (scripts/evaluate.py) and so does ``scripts/bench_answer_check.py``. Lines starting
@@ -35,7 +37,10 @@ MAIN_TABLE = ROOT / "tests" / "data" / "math_answers.csv"
 HELDOUT_TABLE = ROOT / "tests" / "data" / "math_answers_heldout.csv"
 HELDOUT2_TABLE = ROOT / "tests" / "data" / "math_answers_heldout2.csv"
 HELDOUT3_TABLE = ROOT / "tests" / "data" / "math_answers_heldout3.csv"
-TABLES = {"main": MAIN_TABLE, "held-out": HELDOUT_TABLE, "held-out 2": HELDOUT2_TABLE, "held-out 3": HELDOUT3_TABLE}
+HELDOUT4_TABLE = ROOT / "tests" / "data" / "math_answers_heldout4.csv"
+HELDOUT_TABLES = [HELDOUT_TABLE, HELDOUT2_TABLE, HELDOUT3_TABLE, HELDOUT4_TABLE]
+TABLES = {"main": MAIN_TABLE, "held-out": HELDOUT_TABLE, "held-out 2": HELDOUT2_TABLE, "held-out 3": HELDOUT3_TABLE,
+          "held-out 4": HELDOUT4_TABLE}
 
 
 def number(text: str):
