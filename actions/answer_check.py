@@ -199,6 +199,7 @@ class _Tok:
 
 _OTHER = _Tok(OTHER)
 _BREAK = _Tok(BREAK)
+_COMMA = _Tok(BREAK, text=",")  # a break, but "a thousand, one hundred" may group digits across it
 _MINUS_SYM = _Tok(MINUS, text="-")
 
 _EN_NUMBER_KINDS = frozenset({UNIT, TEEN, TENS, HUNDRED, MULT})
@@ -446,6 +447,8 @@ def _sym_token(s: str) -> _Tok:
     if tok is None:
         if s == "-":
             tok = _MINUS_SYM
+        elif s == ",":
+            tok = _COMMA
         else:
             entry = _WORDS.get(s)
             tok = entry[0] if entry else _BREAK
@@ -569,6 +572,37 @@ def _tokenise(text: str) -> List[_Tok]:
         else:
             append(_sym_token(m.group("S")))
     return toks
+
+
+_JOINING_KINDS = _EN_NUMBER_KINDS | _RW_NUMBER_KINDS | {AND, NA}
+
+
+def _number_word(w: str, joining: bool = False) -> bool:
+    toks = _WORDS.get(w)
+    return bool(toks) and all(t.kind in (_JOINING_KINDS if joining else _EN_NUMBER_KINDS | _RW_NUMBER_KINDS)
+                              for t in toks)
+
+
+def _respace(text: str) -> str:
+    """A space typed one letter late or early, or inside a word, next to an unknown word: "cumin a
+    gatanu" = "cumi na gatanu", "twent yfive" = "twenty five", "on e" = "one". The new words must
+    be number words (or "na"/"and" after a number word)."""
+    words = text.split(" ")
+    i = 0
+    while i < len(words) - 1:
+        a, b = words[i], words[i + 1]
+        i += 1
+        if not (a.isalpha() and b.isalpha()) or len(a) + len(b) < 3:
+            continue
+        if (a in _WORDS or _SLIPS.resolve(a)) and (b in _WORDS or _SLIPS.resolve(b)):
+            continue
+        if _number_word(a + b):  # a space inside a word: "on e", "twen ty"
+            words[i - 1:i + 1] = [a + b]
+        elif len(a) > 2 and _number_word(a[:-1]) and _number_word(a[-1] + b, joining=True):
+            words[i - 1], words[i] = a[:-1], a[-1] + b
+        elif len(b) > 1 and _number_word(a + b[0]) and _number_word(b[1:], joining=True):
+            words[i - 1], words[i] = a + b[0], b[1:]
+    return " ".join(words)
 
 
 def _only_tail(toks: List[_Tok], k: int) -> bool:
@@ -717,14 +751,21 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
         elif k == HUNDRED:
             if state in (S_START, S_ART):
                 cur = 100
-            elif state in _CAN_HUNDRED and (0 < cur < 100 or (state == S_NUM and 0 < cur < 1000)):
-                cur *= 100  # "fifteen hundred", "322 hundred"
+            elif (state in _CAN_HUNDRED and (0 < cur < 100 or (state == S_NUM and 0 < cur < 1000))) or \
+                    (state == S_NUMF and 0 < cur < 1000):
+                cur *= 100  # "fifteen hundred", "322 hundred", "2.5 hundred"
             else:
                 break
             state = S_HUND
         elif k == MULT:
             m = t.value
             if m >= last_mult:
+                if m == 10 ** 6 and last_mult == 1000 and state == S_MULT and cur == 0 and total < 10 ** 6 \
+                        and toks[j - 1].kind == MULT:
+                    total *= m  # "two thousand million" (British) = 2 000 000 000
+                    last_mult = 10 ** 9
+                    j += 1
+                    continue
                 break
             if state in (S_START, S_ART):
                 total += m
@@ -745,7 +786,15 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
             if state in (S_HUND, S_MULT) and nxt.kind in (UNIT, TEEN, TENS, NUM):
                 j += 1
                 continue
+            if state == S_NUM and isinstance(cur, int) and cur >= 100 and cur % 100 == 0 \
+                    and nxt.kind in (UNIT, TEEN, TENS):
+                state = S_HUND  # "100 and two" = 102, as "one hundred and two"; "5 and 3" stay two
+                j += 1
+                continue
             break
+        elif k == BREAK and t is _COMMA and state == S_MULT and _group_follows(toks, j + 1, n, last_mult):
+            j += 1  # "a thousand, one hundred and eleven": a comma after a multiplier groups digits
+            continue
         elif k == ART:
             if state != S_START or j + 1 >= n:
                 break
@@ -790,6 +839,28 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
     if state in (S_START, S_ART):
         return None
     return total + cur, j
+
+
+def _group_follows(toks: List[_Tok], k: int, n: int, last_mult: Number) -> bool:
+    """Whether words below ``last_mult`` start at ``k`` (and no multiplier as big follows them)."""
+    if k >= n or toks[k].kind not in (UNIT, TEEN, TENS, ART):
+        return False
+    while k < n and toks[k].kind in (UNIT, TEEN, TENS, HUNDRED, AND, ART, MULT):
+        if toks[k].kind == MULT and toks[k].value >= last_mult:
+            return False  # "one thousand, two thousand" is a list
+        k += 1
+    return True
+
+
+def _unit_slots(toks: List[_Tok]) -> None:
+    """After an English tens word only a unit can follow: a word there that is no number word is
+    read as the closest unit ("twinty sex" = 26, as "magana anane" = 400)."""
+    for j in range(1, len(toks)):
+        t = toks[j]
+        if t.kind == OTHER and t.text and toks[j - 1].kind == TENS and t.text not in _WORDS:
+            form = _SLIPS.en_unit_in_slot(t.text)
+            if form is not None:
+                toks[j] = _WORDS[form][0]
 
 
 def _rw_unit_after(toks: List[_Tok], k: int, n: int) -> Optional[int]:
@@ -1059,12 +1130,15 @@ def _analyse(message) -> Optional[Tuple[Number, Optional[Number]]]:
         space = message.find(" ", cut, cut + 40)
         message = message[space if space >= 0 else cut:]
     text = _fold(message)
-    if _LEX.split_re is not None and " " in text:
-        text = _LEX.split_re.sub(lambda m: _LEX.split_forms[m.group(0)], text)
+    if " " in text:
+        if _LEX.split_re is not None:
+            text = _LEX.split_re.sub(lambda m: _LEX.split_forms[m.group(0)], text)
+        text = _respace(text)
     toks = _tokenise(text)
     if not toks:
         return None
     toks = _resolve(toks)
+    _unit_slots(toks)
     phrases = _phrases(toks)
     if not phrases:
         return None

@@ -23,6 +23,8 @@ reads the word wins:
 Where only a Kinyarwanda unit can stand (after ``mirongo``/``magana``), :meth:`SlipReader.unit_in_slot`
 reads an unknown word as the unit form it is closest to (``slot_cutoff``, one value only):
 ``magana anane`` = 400, ``mirongo inane`` = 80. The slot is evidence enough for a looser cutoff.
+Likewise :meth:`SlipReader.en_unit_in_slot` right after an English tens word, real words included
+(``twinty sex`` = 26; ``en_slot_cutoff``).
 
 A real word is never a slip: ``actions/content/real_words_near_numbers.txt`` lists the English
 (dictionary) and Kinyarwanda (project data) words that rules 2-5 would otherwise read as
@@ -75,6 +77,11 @@ class SlipReader:
                            if lang == "rw" and len(values) == 1 and isinstance(values[0], int) and 1 <= values[0] <= 9]
         self.resolve = lru_cache(maxsize=8192)(self._resolve)
         self.unit_in_slot = lru_cache(maxsize=2048)(self._unit_in_slot)
+        self.en_unit_forms = [w for w, (lang, values) in self.numbers.items()
+                              if lang == "en" and len(values) == 1 and isinstance(values[0], int) and 1 <= values[0] <= 9
+                              and w in self.targets]
+        self.en_slot_cutoff = float(settings.get("en_slot_cutoff", 0.65))
+        self.en_unit_in_slot = lru_cache(maxsize=2048)(self._en_unit_in_slot)
 
     # ------------------------------------------------------------------ rules
     def _keypad_slips(self, keys: List[str]) -> Dict[str, str]:
@@ -180,6 +187,19 @@ class SlipReader:
         if not word.isalpha() or len(word) < self.min_length or word in self.real_words:
             return None
         found = nearest(word, self.unit_forms, self.slot_cutoff, limit=2)
+        if not found:
+            return None
+        best, score = found[0]
+        if len(found) > 1 and found[1][1] == score and self.numbers[found[1][0]][1] != self.numbers[best][1]:
+            return None
+        return best
+
+    def _en_unit_in_slot(self, word: str) -> Optional[str]:
+        """The English unit (1-9) a word right after a tens word stands for, or None. Real words
+        count here ("twinty sex" = 26): after "twenty" only a unit can follow."""
+        if not word.isalpha() or len(word) < 3:
+            return None
+        found = nearest(word, self.en_unit_forms, self.en_slot_cutoff, limit=2)
         if not found:
             return None
         best, score = found[0]

@@ -9,8 +9,8 @@
 * ``tests/data/math_answers_heldout2.csv``: a second held-out set from other public sources, written
   and measured before the next round of changes (issue 13), so that the first set's remaining misses
   are not the only yardstick;
-* ``tests/data/math_answers_heldout3.csv``: measured once after that round (real Kinyarwanda
-  writing from Common Voice, two more English libraries' tests), never used to change the checker;
+* ``tests/data/math_answers_heldout3.csv``: measured once after that round, before any change for
+  it (real Kinyarwanda writing from Common Voice, two more English libraries' tests);
 * ``tests/data/math_answers_heldout4.csv``: written and measured before round 3 (more Common Voice
   Kinyarwanda, words-to-numbers' tests with misspelt inputs).
 

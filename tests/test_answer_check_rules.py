@@ -135,3 +135,67 @@ def test_after_mirongo_or_magana_the_closest_unit_form(message, value):
 @pytest.mark.parametrize("message", ["magana abana", "mirongo ibintu", "magana ok"])
 def test_unit_slot_does_not_read_real_or_far_words(message):
     assert parse_number(message, "rw") is None
+
+
+# ============================================================ round 3 (held-out 4 measured first)
+@pytest.mark.parametrize("message, value", [
+    ("a thousand, one hundred and eleven", 1111), ("twenty thousand, five hundred and sixty nine", 20569),
+    ("one million, two hundred thousand", 1200000),
+    ("one thousand, two thousand", 2000),  # a list: the comma is no digit grouping here
+    ("twenty, five", 5), ("one hundred, twenty", 20),  # only after thousand/million/billion
+])
+def test_comma_after_a_multiplier_groups_digits(message, value):
+    assert parse_number(message, "en") == value
+
+
+@pytest.mark.parametrize("message, value", [
+    ("two thousand million", 2_000_000_000), ("thousand million", 1_000_000_000),
+    ("one thousand thousand", 1000), ("five million two thousand", 5_002_000),
+])
+def test_british_thousand_million(message, value):
+    assert parse_number(message, "en") == value
+
+
+@pytest.mark.parametrize("message, value", [
+    ("100 and two", 102), ("2000 and fifty", 2050), ("5 and 3", 3), ("150 and two", 2),
+    ("2.5 hundred", 250), ("1.3 hundred", 130),
+])
+def test_digits_joined_with_words(message, value):
+    assert _close(parse_number(message, "en"), value)
+
+
+@pytest.mark.parametrize("message, value", [
+    ("twinty sex", 26), ("twenty sex", 26), ("ninety nein", 99), ("twenty fine", 20), ("twenty sheep", 20),
+    ("20 sex", 20), ("it is twenty, sex", 20),
+])
+def test_after_a_tens_word_the_closest_unit(message, value):
+    assert parse_number(message, "en") == value
+
+
+@pytest.mark.parametrize("message, value", [
+    ("umwe n'ibice bine ku ijana", 1.4), ("umwe nibice bine kwijana", 1.4), ("makumyabiri kw'ijana", 20),
+    ("ijana", 100), ("ni ijana", 100),
+])
+def test_ku_ijana_is_percent_not_a_hundred(message, value):
+    assert _close(parse_number(message, "rw"), value)
+
+
+def test_indwi_is_seven():
+    assert parse_number("inkike indwi", "rw") == 7
+    assert parse_number("mirongo indwi", "rw") == 70
+
+
+@pytest.mark.parametrize("message, value", [
+    ("cumin a gatanu", 15), ("twent yfive", 25), ("on e", 1), ("mirongo in e", 40), ("se ven", 7),
+    ("five hundred and twen ty two", 522),
+    ("t o", None), ("o k", None), ("I ate 5", 5), ("tennis 5", 5), ("abana bane", 4),
+])
+def test_a_misplaced_space_next_to_an_unknown_word(message, value):
+    assert parse_number(message, "rw") == value
+
+
+@pytest.mark.parametrize("expected, message", [
+    (13, "one . three"), (13, "1 .3"), (13, "rimwe n'ibice gatatu ku ijana"), (13, "1.3 hundred"),
+])
+def test_round_three_keeps_one_point_three_apart_from_thirteen(expected, message):
+    assert not check_math_answer(expected, message, "en").correct
