@@ -12,7 +12,8 @@
 * ``tests/data/math_answers_heldout3.csv``: measured once after that round, before any change for
   it (real Kinyarwanda writing from Common Voice, two more English libraries' tests);
 * ``tests/data/math_answers_heldout4.csv``: written and measured before round 3 (more Common Voice
-  Kinyarwanda, words-to-numbers' tests with misspelt inputs).
+  Kinyarwanda, words-to-numbers' tests with misspelt inputs);
+* ``tests/data/math_answers_heldout5.csv``: measured once after round 3, the checker unchanged since.
 
 A row counts as right when both ``correct`` and ``understood`` match. ``make evaluate`` prints
 this report (scripts/evaluate.py) and so does ``scripts/bench_answer_check.py``. Lines starting
@@ -38,9 +39,10 @@ HELDOUT_TABLE = ROOT / "tests" / "data" / "math_answers_heldout.csv"
 HELDOUT2_TABLE = ROOT / "tests" / "data" / "math_answers_heldout2.csv"
 HELDOUT3_TABLE = ROOT / "tests" / "data" / "math_answers_heldout3.csv"
 HELDOUT4_TABLE = ROOT / "tests" / "data" / "math_answers_heldout4.csv"
-HELDOUT_TABLES = [HELDOUT_TABLE, HELDOUT2_TABLE, HELDOUT3_TABLE, HELDOUT4_TABLE]
+HELDOUT5_TABLE = ROOT / "tests" / "data" / "math_answers_heldout5.csv"
+HELDOUT_TABLES = [HELDOUT_TABLE, HELDOUT2_TABLE, HELDOUT3_TABLE, HELDOUT4_TABLE, HELDOUT5_TABLE]
 TABLES = {"main": MAIN_TABLE, "held-out": HELDOUT_TABLE, "held-out 2": HELDOUT2_TABLE, "held-out 3": HELDOUT3_TABLE,
-          "held-out 4": HELDOUT4_TABLE}
+          "held-out 4": HELDOUT4_TABLE, "held-out 5": HELDOUT5_TABLE}
 
 
 def number(text: str):
