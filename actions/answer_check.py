@@ -41,7 +41,12 @@ English words
     fraction bar (``one over three``, ``negative one over 20`` = -0.05), as ``1/3`` is; a whole
     number then a proper fraction is a mixed number (``2 1/4`` = 2.25). A spaced hyphen joins
     word tens and a word unit (``fifty - two`` = 52; ``50 - 2`` stays an expression). Any 1-3
-    digit group may take ``hundred`` (``322 hundred`` = 32200).
+    digit group may take ``hundred`` (``322 hundred`` = 32200, ``2.5 hundred`` = 250); a round
+    digit group, "and", a word number join (``100 and two`` = 102). A comma after
+    thousand/million/billion groups digits (``a thousand, one hundred and eleven`` = 1111) unless
+    a multiplier as big follows (``one thousand, two thousand`` is a list). British ``two
+    thousand million`` = 2 000 000 000. Right after a tens word only a unit fits, so any word
+    there is read as the closest unit (``twinty sex`` = 26; a tie reads nothing).
 Spoken digit conventions (as speech recognisers write them)
     ``o``/``oh`` is a zero digit only inside a digit run or after "point" (``point o
     five`` = 0.05, ``nine o five`` = 905; ``oh`` alone is nothing); ``double``/``triple``
@@ -49,6 +54,8 @@ Spoken digit conventions (as speech recognisers write them)
     a digit word then a 10-99 word pair is hundreds (``five twenty four`` = 524);
     ``three and a half million``; ``one second``/``one moment`` is an idiom, not 1.
 Misspellings / ASR slips
+    A space typed one letter late or early, or inside a word, next to an unknown word is moved
+    when that makes number words (``cumin a gatanu`` = 15, ``twent yfive`` = 25, ``on e`` = 1).
     Listed slips (``forteen``, ``fourty``, ``fife``, ``thirdy``...) are always numbers.
     Any other unknown word goes through ``actions/number_slips.py``: hyphenated stems
     (``li-mwe``), keypad (T9) slips (``fivd``), typing slips (two letters swapped: ``oen``;
@@ -87,10 +94,11 @@ Kinyarwanda
     ilindwi``) and split ASR words (``makumya biri``) are accepted. ``n'ibice`` + a number is
     the decimal part, its digits after the point (``gatanu n'ibice bitanu`` = 5.5,
     ``cumi na karindwi n'ibice mirongo ine na bibiri`` = 17.42); ``n'amasenti`` + N adds N
-    cents. After ``mirongo``/``magana`` only a unit can follow, so an unknown word there is read
-    as the closest unit form (``magana anane`` = 400, ``mirongo inane`` = 80). ``ni`` between
-    a number and an i-less unit (``cumi ni cyenda``) is the copula ("is nine") or ``n'icyenda``
-    with its apostrophe moved (19): the expected answer decides between the two readings.
+    cents; ``ku ijana``/``kwijana`` is "per cent", not 100. After ``mirongo``/``magana`` only a
+    unit can follow, so an unknown word there is read as the closest unit form (``magana
+    anane`` = 400, ``mirongo inane`` = 80). ``ni`` between a number and an i-less unit
+    (``cumi ni cyenda``) is the copula ("is nine") or ``n'icyenda`` with its apostrophe moved
+    (19): the expected answer decides between the two readings.
 
 Separators and decimals (the same in both languages)
 ----------------------------------------------------

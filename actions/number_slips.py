@@ -77,9 +77,8 @@ class SlipReader:
                            if lang == "rw" and len(values) == 1 and isinstance(values[0], int) and 1 <= values[0] <= 9]
         self.resolve = lru_cache(maxsize=8192)(self._resolve)
         self.unit_in_slot = lru_cache(maxsize=2048)(self._unit_in_slot)
-        self.en_unit_forms = [w for w, (lang, values) in self.numbers.items()
-                              if lang == "en" and len(values) == 1 and isinstance(values[0], int) and 1 <= values[0] <= 9
-                              and w in self.targets]
+        self.en_unit_forms = [w for w in self.targets if self.numbers[w][0] == "en"
+                              and len(self.numbers[w][1]) == 1 and self.numbers[w][1][0] in range(1, 10)]
         self.en_slot_cutoff = float(settings.get("en_slot_cutoff", 0.65))
         self.en_unit_in_slot = lru_cache(maxsize=2048)(self._en_unit_in_slot)
 
