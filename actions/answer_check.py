@@ -35,6 +35,18 @@ English words
     numbers (``twenty, five`` is 20 then 5).
     Ordinal words (``third``, ``fifth``) are not numbers; digits with an ordinal
     suffix are (``25th`` -> 25). ``one`` after "which/the/this/no..." is a pronoun.
+    Fraction words after a count: ``three quarters`` = 0.75, ``one fifth``, ``a quarter``,
+    ``one and a quarter`` = 1.25, ``two and three eighths`` = 2.375 (singular only after
+    one/a/an, plural only after more, so ``twenty third`` stays 20). ``over`` is a spoken
+    fraction bar (``one over three``, ``negative one over 20`` = -0.05), as ``1/3`` is; a whole
+    number then a proper fraction is a mixed number (``2 1/4`` = 2.25). A spaced hyphen joins
+    word tens and a word unit (``fifty - two`` = 52; ``50 - 2`` stays an expression). Any 1-3
+    digit group may take ``hundred`` (``322 hundred`` = 32200, ``2.5 hundred`` = 250); a round
+    digit group, "and", a word number join (``100 and two`` = 102). A comma after
+    thousand/million/billion groups digits (``a thousand, one hundred and eleven`` = 1111) unless
+    a multiplier as big follows (``one thousand, two thousand`` is a list). British ``two
+    thousand million`` = 2 000 000 000. Right after a tens word only a unit fits, so any word
+    there is read as the closest unit (``twinty sex`` = 26; a tie reads nothing).
 Spoken digit conventions (as speech recognisers write them)
     ``o``/``oh`` is a zero digit only inside a digit run or after "point" (``point o
     five`` = 0.05, ``nine o five`` = 905; ``oh`` alone is nothing); ``double``/``triple``
@@ -42,9 +54,12 @@ Spoken digit conventions (as speech recognisers write them)
     a digit word then a 10-99 word pair is hundreds (``five twenty four`` = 524);
     ``three and a half million``; ``one second``/``one moment`` is an idiom, not 1.
 Misspellings / ASR slips
+    A space typed one letter late or early, or inside a word, next to an unknown word is moved
+    when that makes number words (``cumin a gatanu`` = 15, ``twent yfive`` = 25, ``on e`` = 1).
     Listed slips (``forteen``, ``fourty``, ``fife``, ``thirdy``...) are always numbers.
     Any other unknown word goes through ``actions/number_slips.py``: hyphenated stems
-    (``li-mwe``), keypad (T9) slips (``fivd``), glued compounds (``twentyfive``,
+    (``li-mwe``), keypad (T9) slips (``fivd``), typing slips (two letters swapped: ``oen``;
+    a QWERTY neighbour: ``oje``), glued compounds (``twentyfive``,
     ``makumyabirinagatanu``), Kinyarwanda class prefixes (``kacyenda``) and closeness to
     one number word (core/fuzzy, length-dependent cutoff; never for words under 4
     letters). Real words (``then``, ``weight``, ``fifth``, ``uwo``) are never slips. Real English
@@ -76,7 +91,14 @@ Kinyarwanda
     for ``1,500`` below (``ibihumbi makumyabiri n'icyenda``: 20009 or 29000). ``ijana rimwe``/``igihumbi kimwe``
     = 100/1000 (agreeing "one"). ``kabiri n'igice`` and ``kabiri koma gatanu``
     (also ``akadomo``/``virgule``) = 2.5. r/l spellings (``makumyabili``, ``mirongo
-    ilindwi``) and split ASR words (``makumya biri``) are accepted.
+    ilindwi``) and split ASR words (``makumya biri``) are accepted. ``n'ibice`` + a number is
+    the decimal part, its digits after the point (``gatanu n'ibice bitanu`` = 5.5,
+    ``cumi na karindwi n'ibice mirongo ine na bibiri`` = 17.42); ``n'amasenti`` + N adds N
+    cents; ``ku ijana``/``kwijana`` is "per cent", not 100. After ``mirongo``/``magana`` only a
+    unit can follow, so an unknown word there is read as the closest unit form (``magana
+    anane`` = 400, ``mirongo inane`` = 80). ``ni`` between a number and an i-less unit
+    (``cumi ni cyenda``) is the copula ("is nine") or ``n'icyenda`` with its apostrophe moved
+    (19): the expected answer decides between the two readings.
 
 Separators and decimals (the same in both languages)
 ----------------------------------------------------
@@ -127,6 +149,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -156,9 +179,10 @@ class AnswerCheck:
 OTHER, BREAK, NUM, UNIT, TEEN, TENS, HUNDRED, MULT, AND, ART, POINT, HALF, MINUS, WEAK = range(14)
 RUNIT, RTEN, RTWENTY, RTENS, RHUNDRED, RHUNDREDS, RTHOUSAND, RTHOUSANDS, RMILLION, NA, RHALF = range(14, 25)
 OP, ALT, NEG, REPEAT = range(25, 29)
+DENOM, RPARTS, RCENTS = range(29, 32)  # "fifths" (aux: plural), "n'ibice" (decimal part), "amasenti"
 
 # Flags on tokens.
-F_MARKER, F_COPULA, F_FILLER, F_ONEBLOCK, F_ONE, F_IDIOM = 1, 2, 4, 8, 16, 32
+F_MARKER, F_COPULA, F_FILLER, F_ONEBLOCK, F_ONE, F_IDIOM, F_FRAC = 1, 2, 4, 8, 16, 32, 64
 # WEAK tokens' aux: may join a digit run (True), never (False), or only be a digit (DIGIT_ONLY).
 DIGIT_ONLY = 2
 # Agreement bits on Kinyarwanda units (aux).
@@ -183,6 +207,7 @@ class _Tok:
 
 _OTHER = _Tok(OTHER)
 _BREAK = _Tok(BREAK)
+_COMMA = _Tok(BREAK, text=",")  # a break, but "a thousand, one hundred" may group digits across it
 _MINUS_SYM = _Tok(MINUS, text="-")
 
 _EN_NUMBER_KINDS = frozenset({UNIT, TEEN, TENS, HUNDRED, MULT})
@@ -255,6 +280,8 @@ class _Lexicon:
             self._put(key, _Tok(WEAK, base[0].value, aux=key not in no_runs, text=key))
         for w in en.get("zero_in_digit_runs", []):
             self._put(w, _Tok(WEAK, 0, aux=DIGIT_ONLY, text=str(w)))
+        for w, d in (en.get("denominators") or {}).items():
+            self._put(w, _Tok(DENOM, int(d), aux=str(w).endswith("s"), text=str(w)))
         for w, times in (en.get("repeats") or {}).items():
             self._put(w, _Tok(REPEAT, int(times), text=str(w)))
         for kind, section in ((ART, "article"), (AND, "and"), (POINT, "point"), (HALF, "half"),
@@ -292,6 +319,11 @@ class _Lexicon:
             self._put(w, _Tok(POINT, text=str(w)))
         for w in rw["minus"]:
             self._put(w, _Tok(MINUS, text=str(w)))
+        for kind, section in ((RPARTS, "decimal_parts"), (RCENTS, "cents")):
+            for w in rw.get(section, []):
+                key = _fold(str(w))
+                self._put(key, _Tok(kind, text=key))
+                rw_words.append(key)  # gets the glued "n" + word forms: "nibice"
 
         # Sentence words: kinds, then flags (flags may combine on one word).
         for kind, section in ((OP, "operators"), (ALT, "alternatives"), (NEG, "negations")):
@@ -357,7 +389,7 @@ class _Lexicon:
         if old is None:
             self.words[key] = (_Tok(OTHER, flags=flag, text=key),)
             return
-        if len(old) != 1 or old[0].kind not in (OTHER, OP, ALT, NEG):
+        if len(old) != 1 or old[0].kind not in (OTHER, OP, ALT, NEG, DENOM):
             raise ValueError(f"number_words.yml: sentence word {key!r} is also a number word")
         t = old[0]
         self.words[key] = (_Tok(t.kind, t.value, t.aux, t.flags | flag, t.text),)
@@ -423,6 +455,8 @@ def _sym_token(s: str) -> _Tok:
     if tok is None:
         if s == "-":
             tok = _MINUS_SYM
+        elif s == ",":
+            tok = _COMMA
         else:
             entry = _WORDS.get(s)
             tok = entry[0] if entry else _BREAK
@@ -495,10 +529,12 @@ def _num_token(raw: str, sign: Optional[str], den: Optional[str]) -> Optional[_T
         value = -value
         if alt is not None:
             alt = -alt
-    return _Tok(NUM, value, alt, 0, raw)
+    return _Tok(NUM, value, alt, F_FRAC if den is not None else 0, raw)
 
 
+@lru_cache(maxsize=8192)
 def _word_tokens(w: str) -> Tuple[_Tok, ...]:
+    """The tokens of a word the lexicon does not list as it is (cached: tokens are never changed)."""
     entry = _WORDS.get(w)
     if entry is not None:
         return entry
@@ -523,7 +559,7 @@ def _word_tokens(w: str) -> Tuple[_Tok, ...]:
         stripped = w.replace("'", "")
         if stripped:
             return _WORDS.get(stripped) or (_OTHER,)
-    return (_OTHER,)
+    return (_Tok(OTHER, text=w),)
 
 
 def _tokenise(text: str) -> List[_Tok]:
@@ -544,6 +580,37 @@ def _tokenise(text: str) -> List[_Tok]:
         else:
             append(_sym_token(m.group("S")))
     return toks
+
+
+_JOINING_KINDS = _EN_NUMBER_KINDS | _RW_NUMBER_KINDS | {AND, NA}
+
+
+def _number_word(w: str, joining: bool = False) -> bool:
+    toks = _WORDS.get(w)
+    return bool(toks) and all(t.kind in (_JOINING_KINDS if joining else _EN_NUMBER_KINDS | _RW_NUMBER_KINDS)
+                              for t in toks)
+
+
+def _respace(text: str) -> str:
+    """A space typed one letter late or early, or inside a word, next to an unknown word: "cumin a
+    gatanu" = "cumi na gatanu", "twent yfive" = "twenty five", "on e" = "one". The new words must
+    be number words (or "na"/"and" after a number word)."""
+    words = text.split(" ")
+    i = 0
+    while i < len(words) - 1:
+        a, b = words[i], words[i + 1]
+        i += 1
+        if not (a.isalpha() and b.isalpha()) or len(a) + len(b) < 3:
+            continue
+        if (a in _WORDS or _SLIPS.resolve(a)) and (b in _WORDS or _SLIPS.resolve(b)):
+            continue
+        if _number_word(a + b):  # a space inside a word: "on e", "twen ty"
+            words[i - 1:i + 1] = [a + b]
+        elif len(a) > 2 and _number_word(a[:-1]) and _number_word(a[-1] + b, joining=True):
+            words[i - 1], words[i] = a[:-1], a[-1] + b
+        elif len(b) > 1 and _number_word(a + b[0]) and _number_word(b[1:], joining=True):
+            words[i - 1], words[i] = a + b[0], b[1:]
+    return " ".join(words)
 
 
 def _only_tail(toks: List[_Tok], k: int) -> bool:
@@ -692,14 +759,21 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
         elif k == HUNDRED:
             if state in (S_START, S_ART):
                 cur = 100
-            elif state in _CAN_HUNDRED and 0 < cur < 100:
-                cur *= 100
+            elif (state in _CAN_HUNDRED and (0 < cur < 100 or (state == S_NUM and 0 < cur < 1000))) or \
+                    (state == S_NUMF and 0 < cur < 1000):
+                cur *= 100  # "fifteen hundred", "322 hundred", "2.5 hundred"
             else:
                 break
             state = S_HUND
         elif k == MULT:
             m = t.value
             if m >= last_mult:
+                if m == 10 ** 6 and last_mult == 1000 and state == S_MULT and cur == 0 and total < 10 ** 6 \
+                        and toks[j - 1].kind == MULT:
+                    total *= m  # "two thousand million" (British) = 2 000 000 000
+                    last_mult = 10 ** 9
+                    j += 1
+                    continue
                 break
             if state in (S_START, S_ART):
                 total += m
@@ -720,13 +794,26 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
             if state in (S_HUND, S_MULT) and nxt.kind in (UNIT, TEEN, TENS, NUM):
                 j += 1
                 continue
+            if state == S_NUM and isinstance(cur, int) and cur >= 100 and cur % 100 == 0 \
+                    and nxt.kind in (UNIT, TEEN, TENS):
+                state = S_HUND  # "100 and two" = 102, as "one hundred and two"; "5 and 3" stay two
+                j += 1
+                continue
             break
+        elif k == BREAK and t is _COMMA and state == S_MULT and _group_follows(toks, j + 1, n, last_mult):
+            j += 1  # "a thousand, one hundred and eleven": a comma after a multiplier groups digits
+            continue
         elif k == ART:
             if state != S_START or j + 1 >= n:
                 break
             nk = toks[j + 1].kind
             if nk in (HUNDRED, MULT):
                 state = S_ART
+            elif nk == DENOM and not toks[j + 1].aux:  # "a quarter", "a fifth"
+                cur = 1 / toks[j + 1].value
+                j += 2
+                state = S_DEC
+                break
             elif nk == HALF:
                 cur = 0.5
                 j += 2
@@ -740,6 +827,10 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
                 j += 1
                 state = S_DEC
             break
+        elif k == MINUS and t is _MINUS_SYM and state == S_TENS and j + 1 < n and \
+                toks[j + 1].kind == UNIT and 0 < toks[j + 1].value < 10:
+            j += 1  # "fifty - two": a spaced hyphen between word tens and units joins them
+            continue
         elif k == POINT:
             if state not in _CAN_POINT:
                 break
@@ -758,6 +849,28 @@ def _parse_en(toks: List[_Tok], i: int, n: int) -> Optional[Tuple[Number, int]]:
     return total + cur, j
 
 
+def _group_follows(toks: List[_Tok], k: int, n: int, last_mult: Number) -> bool:
+    """Whether words below ``last_mult`` start at ``k`` (and no multiplier as big follows them)."""
+    if k >= n or toks[k].kind not in (UNIT, TEEN, TENS, ART):
+        return False
+    while k < n and toks[k].kind in (UNIT, TEEN, TENS, HUNDRED, AND, ART, MULT):
+        if toks[k].kind == MULT and toks[k].value >= last_mult:
+            return False  # "one thousand, two thousand" is a list
+        k += 1
+    return True
+
+
+def _unit_slots(toks: List[_Tok]) -> None:
+    """After an English tens word only a unit can follow: a word there that is no number word is
+    read as the closest unit ("twinty sex" = 26, as "magana anane" = 400)."""
+    for j in range(1, len(toks)):
+        t = toks[j]
+        if t.kind == OTHER and t.text and toks[j - 1].kind == TENS and t.text not in _WORDS:
+            form = _SLIPS.en_unit_in_slot(t.text)
+            if form is not None:
+                toks[j] = _WORDS[form][0]
+
+
 def _rw_unit_after(toks: List[_Tok], k: int, n: int) -> Optional[int]:
     """The unit 1-9 (word or digit) at ``k`` after mirongo/magana, or None."""
     if k >= n:
@@ -766,6 +879,10 @@ def _rw_unit_after(toks: List[_Tok], k: int, n: int) -> Optional[int]:
     if t.kind == RUNIT or (t.kind == NUM and isinstance(t.value, int)):
         if 1 <= t.value <= 9:
             return t.value
+    if t.kind == OTHER and t.text and t.text not in _WORDS:  # only a unit fits here: "magana anane" = 400
+        form = _SLIPS.unit_in_slot(t.text)
+        if form is not None:
+            return _WORDS[form][0].value
     return None
 
 
@@ -852,6 +969,79 @@ def _rw_sum(toks: List[_Tok], k: int, n: int, limit: Number = INF,
 
 
 # ------------------------------------------------------------------------ sentences
+def _read_at(toks: List[_Tok], i: int, n: int, tail: bool = True) -> Optional[Tuple[Number, int, Optional[Number]]]:
+    """The number that starts at token ``i``: (value, end, alternative reading) or None."""
+    t = toks[i]
+    k = t.kind
+    rw_alt = None
+    if k == NUM and (i + 1 == n or toks[i + 1].kind in _NUM_ALONE):
+        nxt = toks[i + 1] if i + 1 < n else _OTHER
+        if nxt.kind == NUM and nxt.flags & F_FRAC and not t.flags & F_FRAC and isinstance(t.value, int) \
+                and t.value >= 0 and 0 < nxt.value < 1:
+            return t.value + nxt.value, i + 2, None  # a mixed number: "2 1/4" = 2.25
+        best = t.value, i + 1  # fast path: a digit group that nothing can extend
+    else:
+        best = _parse_en(toks, i, n) if k in _EN_STARTERS else None
+        if k in _RW_STARTERS:
+            rw = _rw_sum(toks, i, n)
+            loose = _rw_sum(toks, i, n, loose=True) if rw is not None else None
+            if loose is not None and loose[1] > rw[1]:
+                rw = loose  # only the loose count reads the whole number
+            elif loose is not None and loose[0] != rw[0]:
+                rw_alt = loose[0]  # truly ambiguous: the expected answer decides
+            if rw is not None and (best is None or rw[1] > best[1]):
+                best = rw
+                if rw[1] < n and toks[rw[1]].kind == POINT and isinstance(rw[0], int):
+                    frac = _read_fraction(toks, rw[1] + 1, n)  # "kabiri koma gatanu" = 2.5
+                    if frac is not None:
+                        best = rw[0] + frac[0], frac[1]
+    if best is None:
+        return None
+    value, end = best
+    alt = t.aux if k == NUM and end == i + 1 else rw_alt
+    if tail and end < n:
+        more = _tail(toks, value, end, n)
+        if more is not None:
+            value, end = more
+            alt = None
+    return value, end, alt
+
+
+def _tail(toks: List[_Tok], value: Number, end: int, n: int) -> Optional[Tuple[Number, int]]:
+    """What may follow a whole number and change it: a fraction word ("three quarters", "one and
+    a quarter", "two and three eighths"), "over" ("one over three"), a Kinyarwanda decimal part
+    ("gatanu n'ibice bitanu" = 5.5: the part's digits after the point) or cents ("n'amasenti")."""
+    if not isinstance(value, int) or value < 0:
+        return None
+    t = toks[end]
+    k = t.kind
+    if k == DENOM:
+        if value > 0 and (value == 1) != bool(t.aux):  # "one fifth", "three fifths"
+            return value / t.value, end + 1
+        return None
+    if k == AND and end + 2 < n and toks[end + 2].kind == DENOM:
+        count, denom = toks[end + 1], toks[end + 2]
+        if count.kind == ART and not denom.aux:
+            return value + 1 / denom.value, end + 3
+        if count.kind in (UNIT, NUM) and isinstance(count.value, int) and count.value > 0 \
+                and (count.value == 1) != bool(denom.aux):
+            return value + count.value / denom.value, end + 3
+        return None
+    if k == OP and t.text == "over" and end + 1 < n and toks[end + 1].kind in _STARTERS:
+        below = _read_at(toks, end + 1, n, tail=False)
+        if below is not None and below[0]:
+            return value / below[0], below[1]
+        return None
+    j = end + 1 if k in (NA, AND) else end
+    if j + 1 < n and toks[j].kind in (RPARTS, RCENTS) and toks[j + 1].kind in _STARTERS:
+        part = _read_at(toks, j + 1, n, tail=False)
+        if part is not None and isinstance(part[0], int) and part[0] >= 0:
+            digits = len(str(part[0])) if toks[j].kind == RPARTS else 2
+            if part[0] < 10 ** digits:
+                return value + part[0] / 10 ** digits, part[1]
+    return None
+
+
 def _phrases(toks: List[_Tok]) -> List[list]:
     """Every number in the message: [start, end, value, alt, digit_word, pair_word]."""
     out: List[list] = []
@@ -863,35 +1053,19 @@ def _phrases(toks: List[_Tok]) -> List[list]:
         if k not in _STARTERS:
             i += 1
             continue
-        rw_alt = None
-        if k == NUM and (i + 1 == n or toks[i + 1].kind in _NUM_ALONE):
-            best = t.value, i + 1  # fast path: a digit group that nothing can extend
-        else:
-            best = _parse_en(toks, i, n) if k in _EN_STARTERS else None
-            if k in _RW_STARTERS:
-                rw = _rw_sum(toks, i, n)
-                loose = _rw_sum(toks, i, n, loose=True) if rw is not None else None
-                if loose is not None and loose[1] > rw[1]:
-                    rw = loose  # only the loose count reads the whole number
-                elif loose is not None and loose[0] != rw[0]:
-                    rw_alt = loose[0]  # truly ambiguous: the expected answer decides
-                if rw is not None and (best is None or rw[1] > best[1]):
-                    best = rw
-                    if rw[1] < n and toks[rw[1]].kind == POINT and isinstance(rw[0], int):
-                        frac = _read_fraction(toks, rw[1] + 1, n)  # "kabiri koma gatanu" = 2.5
-                        if frac is not None:
-                            best = rw[0] + frac[0], frac[1]
-        if best is None:
+        found = _read_at(toks, i, n)
+        if found is None:
             i += 1
             continue
-        value, end = best
-        alt = t.aux if k == NUM and end == i + 1 else rw_alt
+        value, end, alt = found
         start = i
         if i and toks[i - 1].kind == MINUS and not (out and out[-1][1] == i - 1):
             start = i - 1
             value = -value
             if alt is not None:
                 alt = -alt
+        elif i > 1 and toks[i - 1].text == "ni" and out and out[-1][1] == i - 1 and alt is None:
+            alt = _split_connector(toks, out[-1], i, end, value)
         single = end == i + 1
         digit_word = single and k == UNIT and start == i
         pair_word = (start == i and k in (TEEN, TENS) and isinstance(value, int) and 10 <= value <= 99
@@ -901,6 +1075,24 @@ def _phrases(toks: List[_Tok]) -> List[list]:
     if len(out) > 1:
         out = _merge_spoken(out)
     return out
+
+
+def _split_connector(toks: List[_Tok], prev: list, i: int, end: int, value: Number) -> Optional[Number]:
+    """"cumi ni cyenda": "ni" is the copula ("is nine") or "n'icyenda" with its apostrophe moved
+    (19). When the word after "ni" is a Kinyarwanda number whose i- form exists and it fits below
+    the previous number's last place, the joined value is the alternative reading (the expected
+    answer decides, as for "1,500")."""
+    t = toks[i]
+    if end != i + 1 or t.kind not in (RUNIT, RTEN) or toks[prev[0]].kind not in _RW_NUMBER_KINDS:
+        return None
+    full = _WORDS.get("i" + t.text)
+    before = prev[2]
+    if not full or full[0].kind not in (RUNIT, RTEN) or not isinstance(before, int) or before <= 0:
+        return None
+    place = 1
+    while before % (place * 10) == 0:
+        place *= 10
+    return before + value if 0 < value < place else None
 
 
 def _merge_spoken(phrases: List[list]) -> List[list]:
@@ -946,12 +1138,15 @@ def _analyse(message) -> Optional[Tuple[Number, Optional[Number]]]:
         space = message.find(" ", cut, cut + 40)
         message = message[space if space >= 0 else cut:]
     text = _fold(message)
-    if _LEX.split_re is not None and " " in text:
-        text = _LEX.split_re.sub(lambda m: _LEX.split_forms[m.group(0)], text)
+    if " " in text:
+        if _LEX.split_re is not None:
+            text = _LEX.split_re.sub(lambda m: _LEX.split_forms[m.group(0)], text)
+        text = _respace(text)
     toks = _tokenise(text)
     if not toks:
         return None
     toks = _resolve(toks)
+    _unit_slots(toks)
     phrases = _phrases(toks)
     if not phrases:
         return None

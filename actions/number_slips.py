@@ -7,6 +7,11 @@ reads the word wins:
 1. hyphenated stems joined: ``li-mwe`` -> ``limwe``, ``ka-bili`` -> ``kabili``;
 2. keypad (T9) slips: one letter swapped for another on the same phone key (``fivd`` -> ``five``,
    ``sevem`` -> ``seven``): a key pressed once too often or too rarely;
+   typing slips on an English number word of 3+ letters, the two commonest single errors of
+   typists: two neighbouring letters swapped (``oen`` -> ``one``, ``tow`` would be ``two`` but is
+   a real word) or one letter replaced by its neighbour on a QWERTY keyboard (``oje`` -> ``one``,
+   ``sux`` -> ``six``; in a 3-letter word only the middle letter, so ``teh`` -- "the" -- is not
+   ``ten``). These reach the 3-letter words closeness never reads;
 3. glued compounds, no spaces: ``twentyfive`` -> ``twenty five``, ``makumyabirinagatanu`` ->
    ``makumyabiri nagatanu`` (every piece a number word or a connector of the same language);
 4. a Kinyarwanda class prefix on a number word: ``kacyenda`` -> ``cyenda``, ``izero`` -> ``zero``;
@@ -14,6 +19,12 @@ reads the word wins:
    word's length; short words (< ``min_length``) are never matched by closeness, nor
    Kinyarwanda words shorter than ``kinyarwanda_min_length``, and a tie between two words of
    different value reads nothing.
+
+Where only a Kinyarwanda unit can stand (after ``mirongo``/``magana``), :meth:`SlipReader.unit_in_slot`
+reads an unknown word as the unit form it is closest to (``slot_cutoff``, one value only):
+``magana anane`` = 400, ``mirongo inane`` = 80. The slot is evidence enough for a looser cutoff.
+Likewise :meth:`SlipReader.en_unit_in_slot` right after an English tens word, real words included
+(``twinty sex`` = 26; ``en_slot_cutoff``).
 
 A real word is never a slip: ``actions/content/real_words_near_numbers.txt`` lists the English
 (dictionary) and Kinyarwanda (project data) words that rules 2-5 would otherwise read as
@@ -60,7 +71,16 @@ class SlipReader:
         self.prefix_min_rest = int(settings.get("prefix_min_rest", 4))
         self.targets = [t for t in dict.fromkeys(targets) if t in self.numbers]
         self.keypad = self._keypad_slips(settings.get("keypad", []))
+        self.typed = self._typed_slips(settings.get("qwerty", []), int(settings.get("typed_min_length", 3)))
+        self.slot_cutoff = float(settings.get("slot_cutoff", 0.75))
+        self.unit_forms = [w for w, (lang, values) in self.numbers.items()
+                           if lang == "rw" and len(values) == 1 and isinstance(values[0], int) and 1 <= values[0] <= 9]
         self.resolve = lru_cache(maxsize=8192)(self._resolve)
+        self.unit_in_slot = lru_cache(maxsize=2048)(self._unit_in_slot)
+        self.en_unit_forms = [w for w in self.targets if self.numbers[w][0] == "en"
+                              and len(self.numbers[w][1]) == 1 and self.numbers[w][1][0] in range(1, 10)]
+        self.en_slot_cutoff = float(settings.get("en_slot_cutoff", 0.65))
+        self.en_unit_in_slot = lru_cache(maxsize=2048)(self._en_unit_in_slot)
 
     # ------------------------------------------------------------------ rules
     def _keypad_slips(self, keys: List[str]) -> Dict[str, str]:
@@ -78,6 +98,32 @@ class SlipReader:
                     if slip in slips and self.numbers[slips[slip]][1] != self.numbers[word][1]:
                         clashes.add(slip)
                     slips.setdefault(slip, word)
+        for slip in clashes:
+            del slips[slip]
+        return slips
+
+    def _typed_slips(self, rows: List[str], min_length: int) -> Dict[str, str]:
+        """English number words with two neighbouring letters swapped or one letter replaced by a
+        QWERTY neighbour (same row, or the row above/below within three quarters of a key)."""
+        pos = {c: (r, x + (0.0, 0.25, 0.75)[min(r, 2)]) for r, row in enumerate(rows) for x, c in enumerate(row)}
+        near = {a: [b for b, (rb, xb) in pos.items() if b != a and (
+            (rb == ra and abs(xb - xa) == 1) or (abs(rb - ra) == 1 and abs(xb - xa) <= 0.75))]
+            for a, (ra, xa) in pos.items()}
+        slips: Dict[str, str] = {}
+        clashes = set()
+        for word in self.targets:
+            if self.numbers[word][0] != "en" or len(word) < min_length:
+                continue
+            variants = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+            # A 3-letter word keeps its outline (first and last letter): "oje" is "one", "teh" is no "ten".
+            inner = range(1, len(word) - 1) if len(word) < 4 else range(len(word))
+            variants |= {word[:i] + b + word[i + 1:] for i in inner for b in near.get(word[i], ())}
+            for slip in variants - {word}:
+                if slip in self.numbers:
+                    continue
+                if slip in slips and self.numbers[slips[slip]][1] != self.numbers[word][1]:
+                    clashes.add(slip)
+                slips.setdefault(slip, word)
         for slip in clashes:
             del slips[slip]
         return slips
@@ -135,13 +181,38 @@ class SlipReader:
             return None
         return (best,)
 
+    def _unit_in_slot(self, word: str) -> Optional[str]:
+        """The Kinyarwanda unit form (1-9) an unknown word after mirongo/magana stands for, or None."""
+        if not word.isalpha() or len(word) < self.min_length or word in self.real_words:
+            return None
+        found = nearest(word, self.unit_forms, self.slot_cutoff, limit=2)
+        if not found:
+            return None
+        best, score = found[0]
+        if len(found) > 1 and found[1][1] == score and self.numbers[found[1][0]][1] != self.numbers[best][1]:
+            return None
+        return best
+
+    def _en_unit_in_slot(self, word: str) -> Optional[str]:
+        """The English unit (1-9) a word right after a tens word stands for, or None. Real words
+        count here ("twinty sex" = 26): after "twenty" only a unit can follow."""
+        if not word.isalpha() or len(word) < 3:
+            return None
+        found = nearest(word, self.en_unit_forms, self.en_slot_cutoff, limit=2)
+        if not found:
+            return None
+        best, score = found[0]
+        if len(found) > 1 and found[1][1] == score and self.numbers[found[1][0]][1] != self.numbers[best][1]:
+            return None
+        return best
+
     def _resolve(self, word: str) -> Optional[Tuple[str, ...]]:
         if "-" in word:
             joined = word.replace("-", "")
             return (joined,) if joined in self.numbers else None
         if not word.isalpha() or len(word) > MAX_WORD or word in self.real_words:
             return None
-        slip = self.keypad.get(word)
+        slip = self.keypad.get(word) or self.typed.get(word)
         if slip is not None:
             return (slip,)
         return self._glued(word) or self._prefixed(word) or self._close(word)
