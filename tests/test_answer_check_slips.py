@@ -111,7 +111,8 @@ def test_ambiguous_thousands_count_lets_the_expected_answer_decide():
 # ------------------------------------------------------------- held-out + report
 @pytest.mark.parametrize("name, least", [("math_answers_heldout.csv", 200), ("math_answers_heldout2.csv", 100),
                                          ("math_answers_heldout3.csv", 60), ("math_answers_heldout4.csv", 60),
-                                         ("math_answers_heldout5.csv", 30)])
+                                         ("math_answers_heldout5.csv", 30),
+                                         ("math_answers_heldout6.csv", 200)])
 def test_heldout_table_names_its_sources(name, least):
     path = ROOT / "tests" / "data" / name
     text = path.read_text(encoding="utf-8")
@@ -127,7 +128,7 @@ def test_heldout_table_names_its_sources(name, least):
 def test_report_covers_both_tables_per_language():
     report = _script("answer_check_report")
     results = report.report()
-    heldout = ["held-out", "held-out 2", "held-out 3", "held-out 4", "held-out 5"]
+    heldout = ["held-out", "held-out 2", "held-out 3", "held-out 4", "held-out 5", "held-out 6"]
     assert set(results) == {"main", *heldout}
     assert results["main"]["accuracy"] == 1.0
     assert all(set(results[name]["languages"]) == {"en", "rw"} for name in heldout)
@@ -135,4 +136,4 @@ def test_report_covers_both_tables_per_language():
     assert lines[0].startswith("answer check, main table: 100.0%")
     assert [line.split(":")[0] for line in lines if line.startswith("answer check")] == [
         f"answer check, {name} table" for name in ["main", *heldout]]
-    assert len(lines) == 6 + sum(len(results[name]["failures"]) for name in heldout)
+    assert len(lines) == 1 + len(heldout) + sum(len(results[name]["failures"]) for name in heldout)
