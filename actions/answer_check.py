@@ -369,9 +369,29 @@ class _Lexicon:
                               *(w for section in ("ten", "twenty", "tens_marker", "hundred", "hundreds_marker",
                                                   "thousand", "thousands_marker", "million", "billion")
                                 for w in rw[section])]]
+        self.fraction_re = self._fraction_re(rw)
         self.split_re = (re.compile(r"\b(?:" + "|".join(
             re.escape(s) for s in sorted(self.split_forms, key=len, reverse=True)) + r")\b")
             if self.split_forms else None)
+
+    def _fraction_re(self, rw: dict):
+        """Kinyarwanda "N cya/bya D" fractions, rewritten as "N/D" before tokenising."""
+        dens = {_fold(str(w)): int(d) for w, d in (rw.get("fraction_denominators") or {}).items()}
+        joins = [_fold(str(w)) for w in rw.get("fraction_connectors") or []]
+        if not dens or not joins:
+            return None
+        self.fraction_nums = {w: t[0].value for w, t in self.words.items()
+                              if w.isalpha() and len(t) == 1 and t[0].kind == RUNIT and 1 <= t[0].value <= 9}
+        alt = lambda ws: "|".join(re.escape(w) for w in sorted(ws, key=len, reverse=True))  # noqa: E731
+        self.fraction_dens = dens
+        joined = "|".join(re.escape(j) + ("" if j.endswith("'") else " ?") for j in joins)
+        return re.compile(rf"(?<![\w'])({alt(self.fraction_nums)}) (?:{joined})({alt(dens)})(?![\w'])")
+
+    def fractions(self, text: str) -> str:
+        def sub(m):
+            num, den = self.fraction_nums[m.group(1)], self.fraction_dens[m.group(2)]
+            return f"{num}/{den}" if num < den else m.group(0)
+        return self.fraction_re.sub(sub, text)
 
     def _put(self, word, *toks: _Tok) -> None:
         if isinstance(word, bool) or word is None:
@@ -556,6 +576,12 @@ def _word_tokens(w: str) -> Tuple[_Tok, ...]:
             if w:
                 out.extend(_word_tokens(w))
             return tuple(out)
+        head, _, rest = w.partition("'")
+        if len(head) <= 3 and rest[:1] in _VOWELS and head.isalpha():
+            # An elided Kinyarwanda connective ("w'igihumbi", "y'itatu": "of 1000", "of 3").
+            entry = _WORDS.get(rest)
+            if entry and all(t.kind in _RW_NUMBER_KINDS for t in entry):
+                return entry
         stripped = w.replace("'", "")
         if stripped:
             return _WORDS.get(stripped) or (_OTHER,)
@@ -1142,6 +1168,8 @@ def _analyse(message) -> Optional[Tuple[Number, Optional[Number]]]:
         if _LEX.split_re is not None:
             text = _LEX.split_re.sub(lambda m: _LEX.split_forms[m.group(0)], text)
         text = _respace(text)
+        if _LEX.fraction_re is not None and ("ya" in text or "y'" in text):
+            text = _LEX.fractions(text)
     toks = _tokenise(text)
     if not toks:
         return None
