@@ -370,6 +370,8 @@ class _Lexicon:
                                                   "thousand", "thousands_marker", "million", "billion")
                                 for w in rw[section])]]
         self.fraction_re = self._fraction_re(rw)
+        self.currency = frozenset(_fold(str(w)) for w in en.get("currency") or [])
+        self.cents = frozenset(_fold(str(w)) for w in en.get("cents") or [])
         self.split_re = (re.compile(r"\b(?:" + "|".join(
             re.escape(s) for s in sorted(self.split_forms, key=len, reverse=True)) + r")\b")
             if self.split_forms else None)
@@ -1100,6 +1102,29 @@ def _phrases(toks: List[_Tok]) -> List[list]:
         i = end
     if len(out) > 1:
         out = _merge_spoken(out)
+        out = _merge_money(toks, out)
+    return out
+
+
+def _merge_money(toks: List[_Tok], phrases: List[list]) -> List[list]:
+    """"three dollars and fifty cents" = 3.5: a currency word and "and" between a number and a
+    whole number of cents (1-99) followed by a cents word."""
+    n = len(toks)
+    out: List[list] = []
+    i = 0
+    while i < len(phrases):
+        p = phrases[i]
+        if i + 1 < len(phrases):
+            q = phrases[i + 1]
+            e = p[1]
+            if (q[0] == e + 2 and toks[e].text in _LEX.currency and toks[e + 1].kind == AND
+                    and q[1] < n and toks[q[1]].text in _LEX.cents and p[3] is None and q[3] is None
+                    and isinstance(q[2], int) and 0 < q[2] < 100 and p[2] >= 0):
+                out.append([p[0], q[1] + 1, p[2] + q[2] / 100, None, False, False])
+                i += 2
+                continue
+        out.append(p)
+        i += 1
     return out
 
 
@@ -1136,8 +1161,11 @@ def _merge_spoken(phrases: List[list]) -> List[list]:
                 digits = "".join(str(q[2]) for q in phrases[i:j])
                 merged.append([p[0], phrases[j - 1][1], int(digits), None, False, False])
             elif j - i == 1 and p[2] and j < n and phrases[j][5] and phrases[j][0] == p[1]:
-                # "five twenty four" = 524: a digit word then a 10-99 word pair, as ASR hears prices
-                merged.append([p[0], phrases[j][1], p[2] * 100 + phrases[j][2], None, False, False])
+                # "five twenty four" = 524: a digit word then a 10-99 word pair, as ASR hears prices;
+                # "four ten" may also be "fourteen" split in two (3-9 + ten): the expected answer decides.
+                q = phrases[j]
+                teen = p[2] + 10 if q[2] == 10 and 3 <= p[2] <= 9 and q[1] == q[0] + 1 else None
+                merged.append([p[0], q[1], p[2] * 100 + q[2], teen, False, False])
                 j += 1
             else:  # a single word, or a run too long to be a number: keep as they are
                 merged.extend(phrases[i:j])
