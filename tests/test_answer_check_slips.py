@@ -113,7 +113,8 @@ def test_ambiguous_thousands_count_lets_the_expected_answer_decide():
 @pytest.mark.parametrize("name, least", [("math_answers_heldout.csv", 200), ("math_answers_heldout2.csv", 100),
                                          ("math_answers_heldout3.csv", 60), ("math_answers_heldout4.csv", 60),
                                          ("math_answers_heldout5.csv", 30),
-                                         ("math_answers_heldout6.csv", 200)])
+                                         ("math_answers_heldout6.csv", 200),
+                                         ("math_answers_heldout7.csv", 100)])
 def test_heldout_table_names_its_sources(name, least):
     path = ROOT / "tests" / "data" / name
     text = path.read_text(encoding="utf-8")
@@ -129,7 +130,7 @@ def test_heldout_table_names_its_sources(name, least):
 def test_report_covers_both_tables_per_language():
     report = _script("answer_check_report")
     results = report.report()
-    heldout = ["held-out", "held-out 2", "held-out 3", "held-out 4", "held-out 5", "held-out 6"]
+    heldout = ["held-out", "held-out 2", "held-out 3", "held-out 4", "held-out 5", "held-out 6", "held-out 7"]
     assert set(results) == {"main", *heldout}
     assert results["main"]["accuracy"] == 1.0
     assert all(set(results[name]["languages"]) == {"en", "rw"} for name in heldout)
