@@ -47,6 +47,9 @@ English words
     a multiplier as big follows (``one thousand, two thousand`` is a list). British ``two
     thousand million`` = 2 000 000 000. Right after a tens word only a unit fits, so any word
     there is read as the closest unit (``twinty sex`` = 26; a tie reads nothing).
+    ``three dollars and fifty cents`` = 3.5 (a currency word and "and" between the whole and 1-99
+    cents). A 3-9 unit word then ``ten`` (``four ten``) is 410 or a split ``fourteen``: the
+    expected answer decides, as for ``1,500``.
 Spoken digit conventions (as speech recognisers write them)
     ``o``/``oh`` is a zero digit only inside a digit run or after "point" (``point o
     five`` = 0.05, ``nine o five`` = 905; ``oh`` alone is nothing); ``double``/``triple``
@@ -60,9 +63,10 @@ Misspellings / ASR slips
     Any other unknown word goes through ``actions/number_slips.py``: hyphenated stems
     (``li-mwe``), keypad (T9) slips (``fivd``), typing slips (two letters swapped: ``oen``;
     a QWERTY neighbour: ``oje``), glued compounds (``twentyfive``,
-    ``makumyabirinagatanu``), Kinyarwanda class prefixes (``kacyenda``) and closeness to
+    ``makumyabirinagatanu``), Kinyarwanda class prefixes (``kacyenda``), closeness to
     one number word (core/fuzzy, length-dependent cutoff; never for words under 4
-    letters). Real words (``then``, ``weight``, ``fifth``, ``uwo``) are never slips. Real English
+    letters), a letter dropped from a Kinyarwanda form (``ehatu``) and the sound of an English
+    word (``wun``, ``fuore``, ``sixtine``: same sound key as one number word). Real words (``then``, ``weight``, ``fifth``, ``uwo``) are never slips. Real English
     words that stand for numbers (``to``/``too`` = 2, ``for``/``fore`` = 4, ``ate``
     = 8, ``won`` = 1, ``tree`` = 3) are numbers only in number-like context:
     the whole message is number words (``for``), they complete a compound
@@ -96,7 +100,10 @@ Kinyarwanda
     ``cumi na karindwi n'ibice mirongo ine na bibiri`` = 17.42); ``n'amasenti`` + N adds N
     cents; ``ku ijana``/``kwijana`` is "per cent", not 100. After ``mirongo``/``magana`` only a
     unit can follow, so an unknown word there is read as the closest unit form (``magana
-    anane`` = 400, ``mirongo inane`` = 80). ``ni`` between a number and an i-less unit
+    anane`` = 400, ``mirongo inane`` = 80). Fractions "N cya/bya D" (``kimwe cya kabiri`` = 0.5,
+    ``bitatu bya kane`` = 0.75, proper fractions only); an elided connective before a number word
+    (``w'igihumbi`` = 1000); class 16/14/2 forms (``hane``, ``butatu``, ``abatatu``) and
+    ``urwenda`` (``mirongo urwenda`` = 90). ``ni`` between a number and an i-less unit
     (``cumi ni cyenda``) is the copula ("is nine") or ``n'icyenda`` with its apostrophe moved
     (19): the expected answer decides between the two readings.
 
