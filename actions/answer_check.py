@@ -47,6 +47,9 @@ English words
     a multiplier as big follows (``one thousand, two thousand`` is a list). British ``two
     thousand million`` = 2 000 000 000. Right after a tens word only a unit fits, so any word
     there is read as the closest unit (``twinty sex`` = 26; a tie reads nothing).
+    ``three dollars and fifty cents`` = 3.5 (a currency word and "and" between the whole and 1-99
+    cents). A 3-9 unit word then ``ten`` (``four ten``) is 410 or a split ``fourteen``: the
+    expected answer decides, as for ``1,500``.
 Spoken digit conventions (as speech recognisers write them)
     ``o``/``oh`` is a zero digit only inside a digit run or after "point" (``point o
     five`` = 0.05, ``nine o five`` = 905; ``oh`` alone is nothing); ``double``/``triple``
@@ -60,9 +63,10 @@ Misspellings / ASR slips
     Any other unknown word goes through ``actions/number_slips.py``: hyphenated stems
     (``li-mwe``), keypad (T9) slips (``fivd``), typing slips (two letters swapped: ``oen``;
     a QWERTY neighbour: ``oje``), glued compounds (``twentyfive``,
-    ``makumyabirinagatanu``), Kinyarwanda class prefixes (``kacyenda``) and closeness to
+    ``makumyabirinagatanu``), Kinyarwanda class prefixes (``kacyenda``), closeness to
     one number word (core/fuzzy, length-dependent cutoff; never for words under 4
-    letters). Real words (``then``, ``weight``, ``fifth``, ``uwo``) are never slips. Real English
+    letters), a letter dropped from a Kinyarwanda form (``ehatu``) and the sound of an English
+    word (``wun``, ``fuore``, ``sixtine``: same sound key as one number word). Real words (``then``, ``weight``, ``fifth``, ``uwo``) are never slips. Real English
     words that stand for numbers (``to``/``too`` = 2, ``for``/``fore`` = 4, ``ate``
     = 8, ``won`` = 1, ``tree`` = 3) are numbers only in number-like context:
     the whole message is number words (``for``), they complete a compound
@@ -96,7 +100,10 @@ Kinyarwanda
     ``cumi na karindwi n'ibice mirongo ine na bibiri`` = 17.42); ``n'amasenti`` + N adds N
     cents; ``ku ijana``/``kwijana`` is "per cent", not 100. After ``mirongo``/``magana`` only a
     unit can follow, so an unknown word there is read as the closest unit form (``magana
-    anane`` = 400, ``mirongo inane`` = 80). ``ni`` between a number and an i-less unit
+    anane`` = 400, ``mirongo inane`` = 80). Fractions "N cya/bya D" (``kimwe cya kabiri`` = 0.5,
+    ``bitatu bya kane`` = 0.75, proper fractions only); an elided connective before a number word
+    (``w'igihumbi`` = 1000); class 16/14/2 forms (``hane``, ``butatu``, ``abatatu``) and
+    ``urwenda`` (``mirongo urwenda`` = 90). ``ni`` between a number and an i-less unit
     (``cumi ni cyenda``) is the copula ("is nine") or ``n'icyenda`` with its apostrophe moved
     (19): the expected answer decides between the two readings.
 
@@ -369,9 +376,31 @@ class _Lexicon:
                               *(w for section in ("ten", "twenty", "tens_marker", "hundred", "hundreds_marker",
                                                   "thousand", "thousands_marker", "million", "billion")
                                 for w in rw[section])]]
+        self.fraction_re = self._fraction_re(rw)
+        self.currency = frozenset(_fold(str(w)) for w in en.get("currency") or [])
+        self.cents = frozenset(_fold(str(w)) for w in en.get("cents") or [])
         self.split_re = (re.compile(r"\b(?:" + "|".join(
             re.escape(s) for s in sorted(self.split_forms, key=len, reverse=True)) + r")\b")
             if self.split_forms else None)
+
+    def _fraction_re(self, rw: dict):
+        """Kinyarwanda "N cya/bya D" fractions, rewritten as "N/D" before tokenising."""
+        dens = {_fold(str(w)): int(d) for w, d in (rw.get("fraction_denominators") or {}).items()}
+        joins = [_fold(str(w)) for w in rw.get("fraction_connectors") or []]
+        if not dens or not joins:
+            return None
+        self.fraction_nums = {w: t[0].value for w, t in self.words.items()
+                              if w.isalpha() and len(t) == 1 and t[0].kind == RUNIT and 1 <= t[0].value <= 9}
+        alt = lambda ws: "|".join(re.escape(w) for w in sorted(ws, key=len, reverse=True))  # noqa: E731
+        self.fraction_dens = dens
+        joined = "|".join(re.escape(j) + ("" if j.endswith("'") else " ?") for j in joins)
+        return re.compile(rf"(?<![\w'])({alt(self.fraction_nums)}) (?:{joined})({alt(dens)})(?![\w'])")
+
+    def fractions(self, text: str) -> str:
+        def sub(m):
+            num, den = self.fraction_nums[m.group(1)], self.fraction_dens[m.group(2)]
+            return f"{num}/{den}" if num < den else m.group(0)
+        return self.fraction_re.sub(sub, text)
 
     def _put(self, word, *toks: _Tok) -> None:
         if isinstance(word, bool) or word is None:
@@ -556,6 +585,12 @@ def _word_tokens(w: str) -> Tuple[_Tok, ...]:
             if w:
                 out.extend(_word_tokens(w))
             return tuple(out)
+        head, _, rest = w.partition("'")
+        if len(head) <= 3 and rest[:1] in _VOWELS and head.isalpha():
+            # An elided Kinyarwanda connective ("w'igihumbi", "y'itatu": "of 1000", "of 3").
+            entry = _WORDS.get(rest)
+            if entry and all(t.kind in _RW_NUMBER_KINDS for t in entry):
+                return entry
         stripped = w.replace("'", "")
         if stripped:
             return _WORDS.get(stripped) or (_OTHER,)
@@ -1074,6 +1109,29 @@ def _phrases(toks: List[_Tok]) -> List[list]:
         i = end
     if len(out) > 1:
         out = _merge_spoken(out)
+        out = _merge_money(toks, out)
+    return out
+
+
+def _merge_money(toks: List[_Tok], phrases: List[list]) -> List[list]:
+    """"three dollars and fifty cents" = 3.5: a currency word and "and" between a number and a
+    whole number of cents (1-99) followed by a cents word."""
+    n = len(toks)
+    out: List[list] = []
+    i = 0
+    while i < len(phrases):
+        p = phrases[i]
+        if i + 1 < len(phrases):
+            q = phrases[i + 1]
+            e = p[1]
+            if (q[0] == e + 2 and toks[e].text in _LEX.currency and toks[e + 1].kind == AND
+                    and q[1] < n and toks[q[1]].text in _LEX.cents and p[3] is None and q[3] is None
+                    and isinstance(q[2], int) and 0 < q[2] < 100 and p[2] >= 0):
+                out.append([p[0], q[1] + 1, p[2] + q[2] / 100, None, False, False])
+                i += 2
+                continue
+        out.append(p)
+        i += 1
     return out
 
 
@@ -1110,8 +1168,11 @@ def _merge_spoken(phrases: List[list]) -> List[list]:
                 digits = "".join(str(q[2]) for q in phrases[i:j])
                 merged.append([p[0], phrases[j - 1][1], int(digits), None, False, False])
             elif j - i == 1 and p[2] and j < n and phrases[j][5] and phrases[j][0] == p[1]:
-                # "five twenty four" = 524: a digit word then a 10-99 word pair, as ASR hears prices
-                merged.append([p[0], phrases[j][1], p[2] * 100 + phrases[j][2], None, False, False])
+                # "five twenty four" = 524: a digit word then a 10-99 word pair, as ASR hears prices;
+                # "four ten" may also be "fourteen" split in two (3-9 + ten): the expected answer decides.
+                q = phrases[j]
+                teen = p[2] + 10 if q[2] == 10 and 3 <= p[2] <= 9 and q[1] == q[0] + 1 else None
+                merged.append([p[0], q[1], p[2] * 100 + q[2], teen, False, False])
                 j += 1
             else:  # a single word, or a run too long to be a number: keep as they are
                 merged.extend(phrases[i:j])
@@ -1142,6 +1203,8 @@ def _analyse(message) -> Optional[Tuple[Number, Optional[Number]]]:
         if _LEX.split_re is not None:
             text = _LEX.split_re.sub(lambda m: _LEX.split_forms[m.group(0)], text)
         text = _respace(text)
+        if _LEX.fraction_re is not None and ("ya" in text or "y'" in text):
+            text = _LEX.fractions(text)
     toks = _tokenise(text)
     if not toks:
         return None

@@ -18,7 +18,16 @@ reads the word wins:
 5. closeness (core/fuzzy similarity) to one number word, with a cutoff that depends on the
    word's length; short words (< ``min_length``) are never matched by closeness, nor
    Kinyarwanda words shorter than ``kinyarwanda_min_length``, and a tie between two words of
-   different value reads nothing.
+   different value reads nothing;
+6. one letter dropped from a Kinyarwanda number form of 6+ letters (``ehatu`` -> ``eshatu``): the
+   5-letter words closeness does not read (``dropped_letter_min_length``);
+7. sound: an English word spelt as it sounds (``wun``, ``fuore``, ``sixtine``, ``trie``, ``oun``) has
+   the same sound key as one number word -- first letter, then its consonants, with
+   ph/f, th/t, c/k, x/ks, m/n... merged, silent gh and h dropped, doubles collapsed
+   (:func:`sound_key`). Number words whose spelling hides their sound have a respelling in
+   ``sound_spellings`` (``one`` sounds ``wun``). Keys of two different values (``eight`` and
+   ``eighty`` are both "et") read nothing; words under ``sound_min_length`` letters or keys of one
+   letter never match.
 
 Where only a Kinyarwanda unit can stand (after ``mirongo``/``magana``), :meth:`SlipReader.unit_in_slot`
 reads an unknown word as the unit form it is closest to (``slot_cutoff``, one value only):
@@ -27,7 +36,7 @@ Likewise :meth:`SlipReader.en_unit_in_slot` right after an English tens word, re
 (``twinty sex`` = 26; ``en_slot_cutoff``).
 
 A real word is never a slip: ``actions/content/real_words_near_numbers.txt`` lists the English
-(dictionary) and Kinyarwanda (project data) words that rules 2-5 would otherwise read as
+(dictionary) and Kinyarwanda (a public word list and project data) words that rules 2-7 would otherwise read as
 numbers ("then", "weight", "dive", "abana"...); ``scripts/real_words_near_numbers.py``
 regenerates it. Results are cached per word, so a word costs a dictionary hit after its first
 time.
@@ -38,10 +47,28 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from core.fuzzy import nearest
+from core.fuzzy import nearest, similarity
 
 REAL_WORDS_PATH = Path(__file__).resolve().parent / "content" / "real_words_near_numbers.txt"
 MAX_WORD = 40  # longer "words" are not glued numbers worth a search
+
+
+_SOUND_MERGES = (("tch", "ch"), ("ph", "f"), ("gh", ""), ("th", "t"), ("wh", "w"), ("ck", "k"), ("qu", "kw"),
+                 ("x", "ks"), ("c", "k"), ("z", "s"), ("m", "n"))
+
+
+def sound_key(word: str) -> str:
+    """How a word sounds, roughly: its first letter, then its consonants (see rule 7)."""
+    first = word[:1]
+    for a, b in _SOUND_MERGES:
+        word = word.replace(a, b)
+    if not word:
+        return ""
+    out = [first if first == "m" else word[0]]  # m/n merge inside the word only: "wum" is "wun"
+    for c in word[1:]:
+        if c not in "aeiouyh" and c != out[-1]:
+            out.append(c)
+    return "".join(out)
 
 
 def load_real_words(path: Path = REAL_WORDS_PATH) -> FrozenSet[str]:
@@ -81,6 +108,11 @@ class SlipReader:
                               and len(self.numbers[w][1]) == 1 and self.numbers[w][1][0] in range(1, 10)]
         self.en_slot_cutoff = float(settings.get("en_slot_cutoff", 0.65))
         self.en_unit_in_slot = lru_cache(maxsize=2048)(self._en_unit_in_slot)
+        self.dropped = self._dropped_letter(int(settings.get("dropped_letter_min_length", 5)))
+        self.sound_min_length = int(settings.get("sound_min_length", 3))
+        self.respellings = {str(w): [str(x) for x in v] for w, v in (settings.get("sound_spellings") or {}).items()}
+        self.sounds = self._sound_keys(self.respellings)
+        self.sound_min_similarity = float(settings.get("sound_min_similarity", 0.6))
 
     # ------------------------------------------------------------------ rules
     def _keypad_slips(self, keys: List[str]) -> Dict[str, str]:
@@ -127,6 +159,55 @@ class SlipReader:
         for slip in clashes:
             del slips[slip]
         return slips
+
+    def _dropped_letter(self, min_length: int) -> Dict[str, str]:
+        """Kinyarwanda number forms of min_length + 1 letters or more, with one letter left out."""
+        slips: Dict[str, str] = {}
+        clashes = set()
+        for word in self.targets:
+            if self.numbers[word][0] != "rw" or len(word) <= min_length:
+                continue
+            for slip in {word[:i] + word[i + 1:] for i in range(len(word))}:
+                if slip in self.numbers:
+                    continue
+                if slip in slips and self.numbers[slips[slip]][1] != self.numbers[word][1]:
+                    clashes.add(slip)
+                slips.setdefault(slip, word)
+        for slip in clashes:
+            del slips[slip]
+        return slips
+
+    def _sound_keys(self, respellings: Mapping[str, Iterable[str]]) -> Dict[str, str]:
+        """Sound key -> English number word, keys shared by two values left out."""
+        spellings = [(w, w) for w in self.targets if self.numbers[w][0] == "en" and w.isalpha()
+                     and self.numbers[w][1] != (0,)]  # "zero"'s key "sr" is too common a sound
+        spellings += [(str(sound), str(w)) for w, sounds in respellings.items() if w in self.numbers
+                      for sound in sounds]
+        keys: Dict[str, str] = {}
+        clashes = set()
+        for spelling, word in spellings:
+            key = sound_key(spelling)
+            if len(key) < 2:
+                continue
+            if key in keys and self.numbers[keys[key]][1] != self.numbers[word][1]:
+                clashes.add(key)
+            keys.setdefault(key, word)
+        for key in clashes:
+            del keys[key]
+        return keys
+
+    def _sounds_like(self, word: str) -> Optional[Tuple[str, ...]]:
+        if len(word) < self.sound_min_length:
+            return None
+        found = self.sounds.get(sound_key(word))
+        if not found:
+            return None
+        # Same sound and still a likeness in letters to the word or its respelling: "turota" has
+        # thirty's consonants but is a Kinyarwanda verb, "trie" is three.
+        spellings = [found, *self.respellings.get(found, ())]
+        if max(similarity(word, s) for s in spellings) < self.sound_min_similarity:
+            return None
+        return (found,)
 
     def _cutoff(self, n: int) -> float:
         cut = 1.0
@@ -215,4 +296,7 @@ class SlipReader:
         slip = self.keypad.get(word) or self.typed.get(word)
         if slip is not None:
             return (slip,)
-        return self._glued(word) or self._prefixed(word) or self._close(word)
+        dropped = self.dropped.get(word)
+        if dropped is not None:
+            return (dropped,)
+        return self._glued(word) or self._prefixed(word) or self._close(word) or self._sounds_like(word)

@@ -13,7 +13,12 @@
   it (real Kinyarwanda writing from Common Voice, two more English libraries' tests);
 * ``tests/data/math_answers_heldout4.csv``: written and measured before round 3 (more Common Voice
   Kinyarwanda, words-to-numbers' tests with misspelt inputs);
-* ``tests/data/math_answers_heldout5.csv``: measured once after round 3, the checker unchanged since.
+* ``tests/data/math_answers_heldout5.csv``: measured once after round 3, the checker unchanged since;
+* ``tests/data/math_answers_heldout6.csv``: 201 cases written before round 4 (recogniser transcripts of
+  numbers read aloud, learners' and children's misspellings, more Common Voice Kinyarwanda), measured
+  once before and once after it;
+* ``tests/data/math_answers_heldout7.csv``: 120 cases from still other sources (Kinyarwanda tweets and
+  news, English spoken forms), written after round 4 and measured once, the checker unchanged since.
 
 A row counts as right when both ``correct`` and ``understood`` match. ``make evaluate`` prints
 this report (scripts/evaluate.py) and so does ``scripts/bench_answer_check.py``. Lines starting
@@ -40,9 +45,13 @@ HELDOUT2_TABLE = ROOT / "tests" / "data" / "math_answers_heldout2.csv"
 HELDOUT3_TABLE = ROOT / "tests" / "data" / "math_answers_heldout3.csv"
 HELDOUT4_TABLE = ROOT / "tests" / "data" / "math_answers_heldout4.csv"
 HELDOUT5_TABLE = ROOT / "tests" / "data" / "math_answers_heldout5.csv"
-HELDOUT_TABLES = [HELDOUT_TABLE, HELDOUT2_TABLE, HELDOUT3_TABLE, HELDOUT4_TABLE, HELDOUT5_TABLE]
+HELDOUT6_TABLE = ROOT / "tests" / "data" / "math_answers_heldout6.csv"
+HELDOUT7_TABLE = ROOT / "tests" / "data" / "math_answers_heldout7.csv"
+HELDOUT_TABLES = [HELDOUT_TABLE, HELDOUT2_TABLE, HELDOUT3_TABLE, HELDOUT4_TABLE, HELDOUT5_TABLE, HELDOUT6_TABLE,
+                  HELDOUT7_TABLE]
 TABLES = {"main": MAIN_TABLE, "held-out": HELDOUT_TABLE, "held-out 2": HELDOUT2_TABLE, "held-out 3": HELDOUT3_TABLE,
-          "held-out 4": HELDOUT4_TABLE, "held-out 5": HELDOUT5_TABLE}
+          "held-out 4": HELDOUT4_TABLE, "held-out 5": HELDOUT5_TABLE, "held-out 6": HELDOUT6_TABLE,
+          "held-out 7": HELDOUT7_TABLE}
 
 
 def number(text: str):

@@ -199,3 +199,84 @@ def test_a_misplaced_space_next_to_an_unknown_word(message, value):
 ])
 def test_round_three_keeps_one_point_three_apart_from_thirteen(expected, message):
     assert not check_math_answer(expected, message, "en").correct
+
+
+# ============================================================ round 4 (held-out 6 measured first)
+@pytest.mark.parametrize("message, value", [
+    ("kimwe cya kabiri", 0.5), ("bitatu bya kane", 0.75), ("icyo ni kimwe cyakabiri", 0.5),
+    ("kimwe cy'ijana", 0.01), ("kimwe cya kabiri cya hegitari", 0.5), ("bibiri bya gatanu", 0.4),
+    ("ibice bibiri bya kabiri", 2),  # 2/2 is no proper fraction: read as before
+    ("icyiciro cya kabiri", 2),      # an ordinal after a noun, no fraction
+])
+def test_kinyarwanda_fractions_n_cya_d(message, value):
+    assert _close(parse_number(message, "rw"), value)
+
+
+@pytest.mark.parametrize("message, value", [
+    ("w'igihumbi magana ane", 1400), ("imyaka y'itatu", 3),
+    ("kwiga indimi ebyiri z'amahanga", 2),  # z'amahanga ("of nations") is a real word, not amagana
+    ("mirongo itatu kw'ijana", 30),
+])
+def test_elided_connective_before_a_number_word(message, value):
+    assert parse_number(message, "rw") == value
+
+
+@pytest.mark.parametrize("message, value", [
+    ("ahantu hane", 4), ("hafi y'ububiko butatu", 3), ("abatatu basigaye", 3), ("imyaka mirongo urwenda", 90),
+    ("magana urwenda", 900), ("turi hamwe", None),  # hamwe is "together"
+])
+def test_more_agreement_forms(message, value):
+    assert parse_number(message, "rw") == value
+
+
+@pytest.mark.parametrize("message, value", [
+    ("uko ari ehatu", 3), ("imyaka itanu", 5), ("abana", None), ("twe", None),
+])
+def test_a_letter_dropped_from_a_kinyarwanda_form(message, value):
+    assert parse_number(message, "rw") == value
+
+
+@pytest.mark.parametrize("message, value", [
+    ("wun", 1), ("wum", 1), ("woone", 1), ("oun", 1), ("fuore", 4), ("forer", 4), ("sixtine", 16), ("trie", 3),
+    ("twe", None), ("turota", None), ("tune", None), ("tera", None), ("on", None),
+])
+def test_english_words_spelt_as_they_sound(message, value):
+    assert parse_number(message, "en") == value
+
+
+def test_sound_key_merges_spellings_of_one_sound():
+    from actions.number_slips import sound_key
+    assert sound_key("wun") == sound_key("wum") == sound_key("woone") == "wn"
+    assert sound_key("sixtine") == sound_key("sixteen") != sound_key("sixty")
+    assert sound_key("phive") == sound_key("five")
+
+
+def test_public_kinyarwanda_words_are_never_slips():
+    from actions.number_slips import load_real_words
+    real = load_real_words()
+    assert {"amahanga", "twe"} <= real
+    assert parse_number("amahanga arindwi", "rw") == 7
+
+
+@pytest.mark.parametrize("message, value", [
+    ("three dollars and fifty cents per ton", 3.5), ("3 dollars and 50 cents", 3.5), ("two pounds and five pence", 2.05),
+    ("five dollars and 120 cents", 120), ("ten francs and three", 3),
+])
+def test_dollars_and_cents(message, value):
+    assert _close(parse_number(message, "en"), value)
+
+
+@pytest.mark.parametrize("expected, message, right", [
+    (14, "four ten", True), (410, "four ten", True), (41, "four ten", False), (19, "nine ten", True),
+    (12, "two ten", False),  # "twelve" is no two + ten
+])
+def test_four_ten_is_fourteen_or_four_hundred_ten(expected, message, right):
+    assert check_math_answer(expected, message, "en").correct is right
+
+
+@pytest.mark.parametrize("expected, message", [
+    (13, "one dollar and thirty cents"), (13, "1 dollar and 30 cents"), (13, "kimwe cya gatatu"),
+    (13, "rimwe cya gatatu"),
+])
+def test_round_four_keeps_one_point_three_apart_from_thirteen(expected, message):
+    assert not check_math_answer(expected, message, "en").correct
