@@ -128,9 +128,10 @@ class Outreach:
                 return True
         return False
 
-    async def guardian_said_yes(self, guardian_id: Text) -> List[Text]:
-        """Confirm the guardian's pending links; each learner's weekly report is scheduled."""
-        confirmed = await self.numbers.confirm(guardian_id)
+    async def guardian_said_yes(self, guardian_id: Text, language: Optional[Text] = None) -> List[Text]:
+        """Confirm the guardian's pending links; each learner's weekly report is scheduled, in
+        ``language`` when the guardian chose one (else the learner's at the request)."""
+        confirmed = await self.numbers.confirm(guardian_id, language)
         for learner_id in confirmed:
             record = await self.numbers.guardian_of(learner_id) or {}
             totals = await self._totals(learner_id)
