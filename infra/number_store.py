@@ -140,7 +140,7 @@ async def reencrypt(client: Any, vault: NumberVault, prefix: Optional[Text] = No
 
 
 async def _reseal_list(client: Any, vault: NumberVault, key: Text) -> int:
-    """The aggregator's outbox items (``connectors.at_outbox``): ``to`` sealed with ``sender_id``."""
+    """The aggregator's outbox items (``infra.at_outbox``): ``to`` sealed with ``sender_id``."""
     changed = 0
     for index, raw in enumerate(await client.lrange(key, 0, -1)):
         item = json.loads(_text(raw))

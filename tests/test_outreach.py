@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from aggregator_fixtures import FormPoster, UssdPhone
+from aggregator_fixtures import FakeAtApi, FormPoster, UssdPhone
 from connector_fixtures import (
     AUTH_TOKEN, PUBLIC_BASE, SENDER_SECRET, ScriptedAgent, TwilioClient, call_params, find, make_app, messages_of,
     parse_twiml, said, sms_params,
@@ -37,7 +37,7 @@ from fake_twilio_api import FakeTwilioApi
 from infra.learner_data import RedisData, Stores
 from infra.optout import RWANDA, OptOutRegistry
 from infra.outbound import TwilioOutbound
-from infra.outreach import Outreach
+from infra.outreach import Outreach, aggregator_outbox
 from infra.outreach_settings import OutreachSettings
 from infra.progress_store import ProgressStore
 from infra.redis_client import redis_client
@@ -84,9 +84,11 @@ class Stack:
         client = redis_client(REDIS)
         self.clients.append(client)
         self.optouts = OptOutRegistry(client, key=f"{self.prefix}:optout")
-        return Outreach(self.settings, client, NumberVault(parse_keys(self.keys)),
-                        TwilioOutbound(ACCOUNT, AUTH_TOKEN, self.api.base), self.optouts, self.progress,
-                        prefix=f"{self.prefix}:outreach", clock=self.clock)
+        vault = NumberVault(parse_keys(self.keys))
+        outbox = aggregator_outbox(self.settings, client, vault, self.optouts, key=f"{self.prefix}:at_sms:outbox")
+        return Outreach(self.settings, client, vault, TwilioOutbound(ACCOUNT, AUTH_TOKEN, self.api.base),
+                        self.optouts, self.progress, prefix=f"{self.prefix}:outreach", clock=self.clock,
+                        sms_outbox=outbox)
 
     def voice(self, agent=None):
         channel = TwilioVoiceInput(VoiceSettings(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET,
@@ -448,6 +450,15 @@ def test_settings_from_the_environment():
     assert settings.public_base_url == "https://x.org"
     assert settings.in_quiet_hours(23) and settings.in_quiet_hours(5) and not settings.in_quiet_hours(6)
     assert not OutreachSettings.from_env({"CALLBACK_QUIET_HOURS": "none"}).in_quiet_hours(3)
+    assert settings.send_hours == (8, 20) and OutreachSettings.from_env({"OUTREACH_HOURS": "00-24"}).send_hours == (0, 24)
+
+
+async def test_the_sending_hours_can_be_widened(stack):
+    s = stack(send_hours=(0, 24))
+    learner = fresh_number()
+    s.clock.now = datetime(2026, 1, 5, 23, 0, tzinfo=RWANDA).timestamp()
+    await s.outreach.request_reminder(HASH(learner), learner, s.clock.now, "sms", "en")
+    assert await s.outreach.run_due() == 1 and len(s.api.messages(learner)) == 1
 
 
 # ---------------------------------------------------------------------- on a call and on USSD
@@ -541,6 +552,53 @@ async def test_without_outreach_key_6_goes_to_the_assistant_and_numbers_are_stil
     assert "6 Reminders" not in await phone.dial()
     await phone.enter("umubyeyi " + local_form(fresh_number()))
     assert [m.text for m in agent.received] == ["umubyeyi [number]"]
+
+
+# ---------------------------------------------------------------------- SMS through the aggregator
+@pytest.fixture
+def at_api():
+    fake = FakeAtApi().start()
+    yield fake
+    fake.stop()
+
+
+async def test_with_the_aggregator_route_sms_go_through_its_outbox_and_stop_at_hagarika(stack, at_api):
+    s = stack(sms_via="aggregator", at_username="bakame", at_api_key="test-at-key", at_sender="4321",
+              at_api_base_url=at_api.base)
+    learner, guardian = fresh_number(), fresh_number()
+    channel = s.sms(speaking("rw", learner))
+    await sms(channel, f"umubyeyi {local_form(guardian)}", learner)
+    await sms(channel, "unyibutse ejo", learner)
+    assert await s.outreach.run_due() == 1  # the invitation, queued in the outbox
+    assert await at_api.wait_for(guardian, 1) == [texts.text("outreach.guardian_invite", "rw")]
+    assert at_api.sent[0]["from"] == "4321" and at_api.sent[0]["_api_key"] == "test-at-key"
+    await sms(channel, "HAGARIKA", learner)  # the learner opts out before the reminder
+    s.clock.now = datetime(2026, 1, 6, 17, 0, 5, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.run_due() == 0
+    await s.outreach.sms_outbox.drain()
+    assert at_api.to(learner) == [] and s.api.requests == []  # nothing through Twilio either
+    outbox = await s.clients[0].lrange(f"{s.prefix}:at_sms:outbox", 0, -1)
+    assert outbox == []
+
+
+async def test_the_outbox_itself_asks_the_opt_out_registry_before_sending(stack, at_api):
+    s = stack(sms_via="aggregator", at_username="bakame", at_api_key="test-at-key", at_api_base_url=at_api.base)
+    learner = fresh_number()
+    await s.outreach.request_reminder(HASH(learner), learner, s.clock.now, "sms", "en")
+    s.outreach.sms_outbox.wake = lambda: None  # queued only: the sending comes after the opt-out
+    assert await s.outreach.run_due() == 1
+    await s.optouts.opt_out(HASH(learner), "test")
+    assert await s.outreach.sms_outbox.drain() == 0 and at_api.sent == []
+
+
+def test_the_aggregator_route_needs_its_credentials():
+    base = dict(enabled=True, redis_url=REDIS, account_sid=ACCOUNT, auth_token=AUTH_TOKEN, call_from=CALL_FROM,
+                public_base_url=PUBLIC_BASE)
+    assert OutreachSettings(**base, sms_via="aggregator").problems() == [
+        "AT_USERNAME is not set (needed by OUTREACH_ENABLED)", "AT_API_KEY is not set (needed by OUTREACH_ENABLED)"]
+    assert OutreachSettings(**base, sms_via="aggregator", at_username="u", at_api_key="k").problems() == []
+    assert OutreachSettings(**base).problems() == ["OUTREACH_SMS_FROM is not set (needed by OUTREACH_ENABLED)"]
+    assert OutreachSettings.from_env({"OUTREACH_SMS_VIA": "Aggregator"}).sms_via == "aggregator"
 
 
 # ---------------------------------------------------------------------- the guardian's language
