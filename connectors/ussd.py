@@ -215,7 +215,8 @@ class UssdInput(AggregatorInputBase):
             return self._screen("home", choice.reply or "", lang)
         reply = await self.desk.typed_guardian(entry, self._learner(ussd))
         if reply is None:  # not a number: say so, and wait for one again
-            return Screen("guardian", [texts.text("outreach.guardian_not_a_number", lang) + "\n00 Menu"])
+            return Screen("guardian", [texts.text("outreach.guardian_not_a_number", lang) + "\n"
+                                       + self.prompts.one("ussd_outreach_guardian", lang)])
         return self._screen("home", reply, lang)
 
     # ------------------------------------------------------------------ turns
