@@ -3,7 +3,7 @@
 Set the short code's or number's "incoming messages" callback in the aggregator's dashboard
 to ``https://<host>/webhooks/at_sms/webhook/<AT_CALLBACK_SECRET>``. The aggregator posts a
 form (``from``, ``to``, ``text``, ``date``, ``id``, ``linkId``, ``networkCode``); the callback
-is answered 200 at once and the reply goes out through the SDK (``connectors.at_outbox``),
+is answered 200 at once and the reply goes out through the SDK (``infra.at_outbox``),
 from ``AT_SMS_SENDER`` (the short code, long number or registered sender id).
 
 The conversation is the Twilio SMS channel's (``connectors.sms_conversation``): GSM-7,
@@ -23,7 +23,7 @@ from rasa.core.channels.channel import CollectingOutputChannel
 
 from connectors.aggregator import AggregatorInputBase, form_of
 from core.config import env
-from connectors.at_outbox import AtSmsSender, SmsOutbox
+from infra.at_outbox import AtSmsSender, SmsOutbox
 from connectors.security import DEV_SENDER_ID_SECRET
 from connectors.settings import AtSmsSettings
 from core.number_vault import NumberVault

@@ -8,7 +8,9 @@
   the number (E.164) when the message names a guardian and gives one number.
 * :func:`reminder_request` -- "remind me tomorrow", "unyibutse ejo saa 17", "remind me at 5pm
   by call": when (Rwanda time) and how.
-* :func:`is_yes` -- YES / YEGO alone (a guardian confirming).
+* :func:`guardian_yes` -- YES / YEGO (a guardian confirming) and the reports' language it names.
+* :func:`keypad_menu` / :func:`reminder_at` -- the keypad menu of calls and USSD (data) and the
+  time of a reminder chosen there.
 
 Phrases are data: ``connectors/outreach_phrases.yml``. Handled by the channel rather than
 by NLU intents so no number ever enters the tracker and no retrain is needed.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import yaml
 
@@ -32,9 +34,19 @@ _WORD = re.compile(r"[a-z']+")
 
 
 @lru_cache(maxsize=1)
+def _data() -> Dict[Text, Any]:
+    return yaml.safe_load(PHRASES.read_text(encoding="utf-8")) or {}
+
+
+@lru_cache(maxsize=1)
 def phrases() -> Dict[Text, List[Text]]:
-    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8")) or {}
-    return {kind: [str(p).lower() for p in items] for kind, items in data.items()}
+    return {kind: [str(p).lower() for p in items] for kind, items in _data().items()
+            if not any(isinstance(p, dict) for p in items)}  # keypad_menu is not phrases
+
+
+def keypad_menu() -> List[Dict[Text, Any]]:
+    """The choices of the keypad menu, in order: ``{reminder: sms|call, hour}`` or ``{guardian: true}``."""
+    return [dict(choice) for choice in _data().get("keypad_menu") or []]
 
 
 def _words(text: Text) -> Text:
@@ -86,8 +98,16 @@ def guardian_request(text: Optional[Text]) -> Optional[Text]:
     return None
 
 
-def is_yes(text: Optional[Text]) -> bool:
-    return (text or "").strip().strip(".!").strip().lower() in phrases()["confirm"]
+def guardian_yes(text: Optional[Text]) -> Tuple[bool, Optional[Text]]:
+    """Whether ``text`` is a guardian's YES, and the reports' language it names: YES -> en,
+    YEGO -> rw, a language word after it wins ("YEGO EN"); "Y" / "OK" name none (None)."""
+    words = _words(text or "").split()
+    named = next((code for code in ("en", "rw") if words and words[-1] in phrases()[f"language_{code}"]), None)
+    said = " ".join(words[:-1] if named else words)
+    for code, kind in (("en", "yes_en"), ("rw", "yes_rw"), (None, "yes_any")):
+        if said in phrases()[kind]:
+            return True, named or code
+    return False, None
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,12 @@ class ReminderRequest:
     due: datetime  # Rwanda time
     channel: Text  # sms | call
     tomorrow: bool
+
+
+def reminder_at(now: datetime, hour: int, channel: Text) -> ReminderRequest:
+    """A reminder tomorrow at ``hour`` (a keypad menu choice)."""
+    due = now.replace(hour=hour % 24, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return ReminderRequest(due, channel, True)
 
 
 def reminder_request(text: Optional[Text], now: datetime, default_hour: int = 17) -> Optional[ReminderRequest]:

@@ -71,6 +71,7 @@ class CallState(ConversationState):
     last: List[Text] = field(default_factory=list)  # the last thing said, repeated after a silence
     ended_by_bot: bool = False
     ended_by_silence: bool = False
+    outreach: Optional[Text] = None  # the reminders menu is open ("menu") or a guardian's number is awaited
 
     @classmethod
     def starting(cls) -> "CallState":

@@ -19,7 +19,7 @@ The channel turns its request into a form in Twilio's vocabulary (``_params``: `
   UBUFASHA alone are handled at once without the assistant (``infra.optout``), and an
   opted-out learner gets no reply until START;
 * outreach requests (a guardian's YES / YEGO, a guardian's number, "remind me tomorrow") are
-  answered by ``connectors.outreach_sms`` without the assistant, and every phone number in a
+  answered by ``connectors.outreach_desk`` without the assistant, and every phone number in a
   message is replaced by ``[number]`` before Rasa sees it (docs/outreach.md).
 
 Keypad-style replies work as on a call: a single digit picks a menu item or a button, and
@@ -43,7 +43,7 @@ from connectors.sms_input import REFUSAL_PROMPTS, SmsKind, is_keypad, keyword, r
 from connectors.state import wait_for_value
 from connectors.timing import TurnTimer, log_turn
 from connectors.turns import result_of
-from connectors.outreach_sms import OutreachSms
+from connectors.outreach_desk import Learner, OutreachDesk
 from infra.optout import OptOutRegistry, get_registry, keyword_of
 from infra.outreach import process_outreach
 
@@ -73,7 +73,7 @@ class SmsConversation:
     settings: SmsOptions
     optouts: Optional[OptOutRegistry] = None  # set on first use (infra.optout.get_registry)
     outreach: Any = None  # infra.outreach.Outreach; None: the process's (OUTREACH_ENABLED), if any
-    _outreach_sms: Optional[OutreachSms] = None
+    _outreach_desk: Optional[OutreachDesk] = None
 
     # ------------------------------------------------------------------ webhook
     def _params(self, request: Request) -> Any:
@@ -165,11 +165,11 @@ class SmsConversation:
         return gsm.sanitize(self.prompts.get(OPTOUT_PROMPTS[kind], conv.lang))
 
     async def _outreach_or_answer(self, sms: SmsRequest) -> Optional[Text]:
-        """Reminders, guardians' numbers and YES answered here (connectors.outreach_sms), else the assistant."""
-        if self._outreach_sms is None:
-            self._outreach_sms = OutreachSms(self.outreach or process_outreach(), self.hasher)
-        step = await self._outreach_sms.step((sms.form.get("Body") or "").strip(), sms.sender_id,
-                                             sms.form.get("From") or "", sms.conv.lang)
+        """Reminders, guardians' numbers and YES answered here (connectors.outreach_desk), else the assistant."""
+        if self._outreach_desk is None:
+            self._outreach_desk = OutreachDesk(self.outreach or process_outreach(), self.hasher)
+        step = await self._outreach_desk.step((sms.form.get("Body") or "").strip(),
+                                              Learner(sms.sender_id, sms.form.get("From") or "", sms.conv.lang))
         if step.reply is not None:
             log_turn(self.name(), short_ref(sms.sender_id), TurnTimer(sms.started), kind="outreach", messages=1,
                      over_budget=False)

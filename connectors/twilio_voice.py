@@ -52,8 +52,10 @@ from twilio.twiml.voice_response import VoiceResponse
 from rasa.core.channels.channel import UserMessage
 
 from connectors.base import TwilioInputBase
-from connectors.outreach_voice import add_outreach, slot_freer
+from connectors.outreach_desk import OutreachDesk
+from connectors.outreach_voice import add_outreach, learner_number, on_call, slot_freer
 from connectors.call_end import CallEndRecorder, add_status_route
+from connectors.outreach_input import mask_numbers
 from connectors.common import BotOutput, TwilioVoiceCollector, as_int, read_conversation, strip_emoji
 from connectors.security import short_ref, twilio_params
 from infra.outreach import process_outreach
@@ -124,6 +126,7 @@ class TwilioVoiceInput(TwilioInputBase):
         self.twiml = VoiceTwiml(settings, speech)
         super().__init__(settings, store=store)
         self.outreach = outreach if outreach is not None else process_outreach()
+        self.desk = OutreachDesk(self.outreach, self.hasher)  # reminders, guardians' numbers (on_call)
         self.call_end = CallEndRecorder(self.store, self.name(), settings.call_end_intent, slot_freer(self.outreach))
 
     def listen_mode(self, lang: Optional[Text], call: Optional[CallState] = None) -> Text:
@@ -142,9 +145,7 @@ class TwilioVoiceInput(TwilioInputBase):
 
     # ------------------------------------------------------------------ request handling
     def _sender_id(self, form: Any, call_sid: Text) -> Text:
-        direction = (form.get("Direction") or "inbound").lower()
-        learner = form.get("To") if direction.startswith("outbound") else form.get("From")
-        return self.hasher.sender_id(learner, fallback=call_sid)  # type: ignore[union-attr]
+        return self.hasher.sender_id(learner_number(form), fallback=call_sid)  # type: ignore[union-attr]
 
     async def _load_call(self, call_sid: Text) -> CallState:
         return CallState.from_dict(await self.store.get(call_key(call_sid)))
@@ -187,6 +188,9 @@ class TwilioVoiceInput(TwilioInputBase):
         call.carried = self._take_carried(state, records)
         # state lost (e.g. another process without Redis): ask the tracker
         await self._recall_conversation(call.request, call.sender_id, state)
+        reply, heard = await on_call(self, self.desk, call, heard)
+        if reply is not None:
+            return reply
         if heard.kind is InputKind.RECORDING:
             metadata = call_metadata(call.form, call.call_sid, self.name(), input="speech", asr="record")
             return await self._turn(call, heard.kind, None, metadata, recording_url=heard.recording_url)
@@ -231,6 +235,7 @@ class TwilioVoiceInput(TwilioInputBase):
                     logger.info("Kinyarwanda turn not transcribed (%s).", exc)
                     log_turn(self.name(), short_ref(sender_id), timer, kind=kind.value, outcome="stt_failed")
                     return {"stt_failed": True}
+                message_text = mask_numbers(message_text)  # a number said never reaches Rasa
             result = await self._ask_rasa(app, call.on_new_message, timer, message_text, sender_id,
                                           f"{call.call_sid}:{turn_id}", metadata, kind.value)
             result["kind"] = kind.value

@@ -14,6 +14,11 @@ is made of numbered choices (``connectors.ussd_screens``), cut into pages of at 
 operators cut sessions) ends with ``END`` "dial again to continue"; the screen it would have
 shown is kept for the learner (``ussd:learner:<conversation id>``, a day) and offered on the
 next dial. The conversation id is the keyed hash of the number, as on every channel.
+
+With outreach on, 6 on the menu opens reminders and reports (``connectors.outreach_desk``,
+the desk of every channel): a reminder tomorrow at a chosen hour by SMS or call, or a
+parent's number typed on the screen; text typed anywhere is read like an SMS ("remind me
+tomorrow", "umubyeyi 07...") and any phone number in it is masked before the assistant.
 """
 from __future__ import annotations
 
@@ -29,14 +34,18 @@ from rasa.core.channels.channel import CollectingOutputChannel
 from connectors.aggregator import AggregatorInputBase, form_of
 from connectors.common import BotOutput, read_conversation
 from connectors.settings import UssdSettings
+from connectors.outreach_desk import MENU_KEY, Learner, OutreachDesk
 from connectors.prompts import CATALOGUE
 from connectors.turns import result_of
 from connectors.ussd_screens import Decision, Screen, Step, decide, kind_after, new_entries, paginate
 from core import language as languages
 from core import texts
+from infra.outreach import process_outreach
 
 SESSION_TTL = 900.0  # operators end sessions within minutes
 LEARNER_TTL = 24 * 3600.0  # how long "continue where you stopped" is offered
+OUTREACH_KINDS = ("outreach", "guardian")  # the reminders menu; a guardian's number awaited
+TYPED = ("text", "answer", "keypad_text")  # entries typed by the learner (not a fixed payload)
 FOOTERS = {"home": "ussd_menu", "math": "ussd_math_footer", "answer": "ussd_answer_footer",
            "name": "ussd_name_footer"}
 
@@ -83,10 +92,18 @@ class UssdInput(AggregatorInputBase):
     state_namespace = "ussd"
     collector_class = UssdCollector
     settings: UssdSettings
+    outreach: Any = None  # infra.outreach.Outreach; None: the process's (OUTREACH_ENABLED), if any
+    _desk: Optional[OutreachDesk] = None
 
     @classmethod
     def name(cls) -> Text:
         return "ussd"
+
+    @property
+    def desk(self) -> OutreachDesk:
+        if self._desk is None:
+            self._desk = OutreachDesk(self.outreach or process_outreach(), self.hasher)
+        return self._desk
 
     # ------------------------------------------------------------------ webhook
     async def _apology(self, request: Request) -> Text:
@@ -128,7 +145,8 @@ class UssdInput(AggregatorInputBase):
     # ------------------------------------------------------------------ screens
     def _screen(self, kind: Text, body: Text, lang: Optional[Text], choices: Optional[List[Text]] = None) -> Screen:
         # one language on a screen (the default until the learner chose): several would not fit
-        options = self.prompts.one(FOOTERS[kind], lang) if kind in FOOTERS else ""
+        footer = "ussd_menu_outreach" if kind == "home" and self.desk.enabled else FOOTERS.get(kind)
+        options = self.prompts.one(footer, lang) if footer else ""
         pages = paginate(body, options, self.settings.screen_chars,
                          self.prompts.one("ussd_next", lang), self.prompts.one("ussd_back", lang))
         return Screen(kind, pages, 0, list(choices or []))
@@ -156,6 +174,9 @@ class UssdInput(AggregatorInputBase):
     async def _next_screen(self, ussd: UssdRequest, screen: Screen, entry: Text) -> Screen:
         ussd.session.consumed += 1
         lang = ussd.session.lang
+        if screen.kind in OUTREACH_KINDS or (screen.kind == "home" and self.desk.opens_menu(entry)
+                                             and int(MENU_KEY) > len(screen.choices)):
+            return await self._outreach(ussd, screen, entry.strip())
         decision = decide(entry, screen, self.keypad, lang, skip_word=self.prompts.one("ussd_skip", lang))
         step = decision.step
         if step in (Step.SAME, Step.INVALID):
@@ -175,9 +196,39 @@ class UssdInput(AggregatorInputBase):
             decision = Decision(Step.ASK, "/stop", "menu")
         return await self._ask(ussd, decision, entry)
 
+    def _learner(self, ussd: UssdRequest) -> Learner:
+        return Learner(ussd.sender_id, self._number(ussd.form.get("phoneNumber")), ussd.session.lang)
+
+    async def _outreach(self, ussd: UssdRequest, screen: Screen, entry: Text) -> Screen:
+        """The reminders menu (from the menu's key 6), its choices, a guardian's number typed."""
+        lang = ussd.session.lang
+        if screen.kind == "home":
+            return Screen("outreach", [self.prompts.one("ussd_outreach_menu", lang)])
+        if entry == "00":
+            return self._home(lang)
+        if screen.kind == "outreach":
+            choice = await self.desk.choose(entry, self._learner(ussd))
+            if choice is None:
+                return screen
+            if choice.awaiting:
+                return Screen("guardian", [self.prompts.one("ussd_outreach_guardian", lang)])
+            return self._screen("home", choice.reply or "", lang)
+        reply = await self.desk.typed_guardian(entry, self._learner(ussd))
+        if reply is None:  # not a number: say so, and wait for one again
+            return Screen("guardian", [texts.text("outreach.guardian_not_a_number", lang) + "\n"
+                                       + self.prompts.one("ussd_outreach_guardian", lang)])
+        return self._screen("home", reply, lang)
+
     # ------------------------------------------------------------------ turns
     async def _ask(self, ussd: UssdRequest, decision: Decision, entry: Text) -> Screen:
-        """One message through the assistant; a new learner's language choice also greets them."""
+        """One message through the assistant; a new learner's language choice also greets them.
+        Typed text is first read like an SMS (a reminder, a guardian's number: ``outreach_desk``)."""
+        if decision.kind in TYPED:
+            typed = entry.strip() if decision.kind == "keypad_text" else decision.text or entry  # spaces kept
+            step = await self.desk.step(typed, self._learner(ussd))
+            if step.reply is not None:
+                return self._screen("home", step.reply, ussd.session.lang)
+            decision = Decision(decision.step, step.body, decision.kind)
         first = await self._turn(ussd, decision.text or entry, decision.kind)
         if decision.kind == "language" and first is not None and first.get("loop") != "name_form":
             view = await read_conversation(ussd.request.app, ussd.sender_id)

@@ -66,13 +66,16 @@ class NumberStore:
     async def wards(self, guardian_id: Text) -> List[Text]:
         return sorted(_text(m) for m in await self.client.smembers(self._wards_key(guardian_id)))
 
-    async def confirm(self, guardian_id: Text) -> List[Text]:
-        """The guardian said YES: their pending links become confirmed; the learners confirmed now."""
+    async def confirm(self, guardian_id: Text, language: Optional[Text] = None) -> List[Text]:
+        """The guardian said YES (in ``language``: the reports' language from now on, when given):
+        their pending links become confirmed; the learners confirmed now."""
         confirmed = []
         for learner_id in await self.wards(guardian_id):
             record = await self.guardian_of(learner_id)
             if record and record["guardian"] == guardian_id and record["status"] == "pending":
                 record.update(status="confirmed", confirmed_at=round(time.time()))
+                if language:
+                    record["language"] = language
                 await self.client.hset(self.guardian_key, learner_id, json.dumps(record))
                 confirmed.append(learner_id)
         return confirmed
@@ -137,7 +140,7 @@ async def reencrypt(client: Any, vault: NumberVault, prefix: Optional[Text] = No
 
 
 async def _reseal_list(client: Any, vault: NumberVault, key: Text) -> int:
-    """The aggregator's outbox items (``connectors.at_outbox``): ``to`` sealed with ``sender_id``."""
+    """The aggregator's outbox items (``infra.at_outbox``): ``to`` sealed with ``sender_id``."""
     changed = 0
     for index, raw in enumerate(await client.lrange(key, 0, -1)):
         item = json.loads(_text(raw))

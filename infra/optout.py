@@ -21,7 +21,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Text
+from typing import Any, Dict, Mapping, Optional, Text, Tuple
 
 import yaml
 
@@ -49,20 +49,21 @@ def keyword_of(text: Optional[Text]) -> Optional[Text]:
     return None
 
 
-def bulk_window_open(now: Optional[datetime] = None) -> bool:
-    """True between 08:00 and 20:00 Rwanda time (``now``: an aware datetime, default the clock)."""
+def bulk_window_open(now: Optional[datetime] = None, hours: Tuple[int, int] = BULK_HOURS) -> bool:
+    """True between 08:00 and 20:00 Rwanda time (``now``: an aware datetime, default the clock;
+    ``hours``: another window, e.g. outreach's ``OUTREACH_HOURS``)."""
     local = (now or datetime.now(timezone.utc)).astimezone(RWANDA)
-    return BULK_HOURS[0] <= local.hour < BULK_HOURS[1]
+    return hours[0] <= local.hour < hours[1]
 
 
-def next_bulk_time(now: Optional[datetime] = None) -> datetime:
-    """``now`` when the bulk window is open, else the next 08:00 Rwanda time (aware, UTC)."""
+def next_bulk_time(now: Optional[datetime] = None, hours: Tuple[int, int] = BULK_HOURS) -> datetime:
+    """``now`` when the bulk window is open, else the next opening (08:00) Rwanda time (aware, UTC)."""
     now = now or datetime.now(timezone.utc)
-    if bulk_window_open(now):
+    if bulk_window_open(now, hours):
         return now
     local = now.astimezone(RWANDA)
-    opening = local.replace(hour=BULK_HOURS[0], minute=0, second=0, microsecond=0)
-    if local.hour >= BULK_HOURS[1]:
+    opening = local.replace(hour=hours[0], minute=0, second=0, microsecond=0)
+    if local.hour >= hours[1]:
         opening += timedelta(days=1)
     return opening.astimezone(timezone.utc)
 

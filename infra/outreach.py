@@ -16,6 +16,9 @@ reminders, guardian reports (docs/outreach.md).
   the monthly budget and, for calls, the cap on calls in progress (over it the job waits),
   then one send (``JobQueue.once``).
 
+SMS go through Twilio's REST API, or with ``OUTREACH_SMS_VIA=aggregator`` through the
+aggregator's outbox (``infra.at_outbox``: where Twilio cannot deliver in Rwanda).
+
 ``start`` runs ``run_due`` every ``poll_seconds`` in the Rasa process, only in the process
 holding the Redis lock ``<prefix>:worker`` (several Rasa processes, one sender).
 """
@@ -52,9 +55,12 @@ def rwanda(ts: float) -> datetime:
 class Outreach:
     def __init__(self, settings: OutreachSettings, client: Any, vault: NumberVault, sender: Any,
                  optouts: OptOutRegistry, progress: Any = None, prefix: Optional[Text] = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        """``client``: async Redis; ``sender``: ``TwilioOutbound``; ``progress``: a ``ProgressStore``."""
+                 clock: Callable[[], float] = time.time, sms_outbox: Any = None) -> None:
+        """``client``: async Redis; ``sender``: ``TwilioOutbound``; ``progress``: a ``ProgressStore``;
+        ``sms_outbox``: the aggregator's ``SmsOutbox`` SMS go through (``OUTREACH_SMS_VIA=aggregator``;
+        None: Twilio's REST API)."""
         self.settings, self.client, self.sender, self.optouts = settings, client, sender, optouts
+        self.sms_outbox = sms_outbox
         self.progress, self.clock = progress, clock
         self.prefix = prefix or outreach_prefix()
         self.numbers = NumberStore(client, vault, self.prefix)
@@ -83,8 +89,9 @@ class Outreach:
             logger.error("Outreach is off: %s.", exc)
             return None
         sender = TwilioOutbound(settings.account_sid, settings.auth_token, settings.api_base_url)
-        return cls(settings, redis_client(settings.redis_url), vault, sender, get_registry(settings.redis_url),
-                   ProgressStore())
+        client, optouts = redis_client(settings.redis_url), get_registry(settings.redis_url)
+        return cls(settings, client, vault, sender, optouts, ProgressStore(),
+                   sms_outbox=aggregator_outbox(settings, client, vault, optouts))
 
     # ------------------------------------------------------------------ requests
     async def _count(self, what: Text, sender_id: Text, now: float) -> int:
@@ -128,9 +135,10 @@ class Outreach:
                 return True
         return False
 
-    async def guardian_said_yes(self, guardian_id: Text) -> List[Text]:
-        """Confirm the guardian's pending links; each learner's weekly report is scheduled."""
-        confirmed = await self.numbers.confirm(guardian_id)
+    async def guardian_said_yes(self, guardian_id: Text, language: Optional[Text] = None) -> List[Text]:
+        """Confirm the guardian's pending links; each learner's weekly report is scheduled, in
+        ``language`` when the guardian chose one (else the learner's at the request)."""
+        confirmed = await self.numbers.confirm(guardian_id, language)
         for learner_id in confirmed:
             record = await self.numbers.guardian_of(learner_id) or {}
             totals = await self._totals(learner_id)
@@ -210,10 +218,11 @@ class Outreach:
 
     async def _gate(self, job: Job, now: float) -> Optional[Text]:
         """Why ``job`` does not go out now (``drop`` / ``wait``), or None."""
-        if job.bulk and next_bulk_time(rwanda(now)).timestamp() > now:
-            await self.jobs.later(job, next_bulk_time(rwanda(now)).timestamp())
-            return "outside 08:00-20:00: moved to the next window"
-        if not await self.optouts.may_send(job.sender_id, bulk=job.bulk, now=rwanda(now)):
+        opening = next_bulk_time(rwanda(now), self.settings.send_hours).timestamp()
+        if job.bulk and opening > now:
+            await self.jobs.later(job, opening)
+            return "outside the sending hours (08:00-20:00): moved to the next window"
+        if not await self.optouts.may_send(job.sender_id, now=rwanda(now)):  # the window: just above
             await self.jobs.done(job)
             return "opted out: dropped"
         cost = self.settings.call_cost_cents if job.channel == "call" else self.settings.sms_cost_cents
@@ -273,7 +282,10 @@ class Outreach:
             await self.caps.call_started(call_sid, now)
             await self.caps.spend(s.call_cost_cents, now)
         else:
-            await self.sender.sms(number, s.sms_from, body or "")
+            if self.sms_outbox is not None:  # queued; the outbox asks the opt-out registry again as it sends
+                await self.sms_outbox.put(job.sender_id, number, body or "")
+            else:
+                await self.sender.sms(number, s.sms_from, body or "")
             await self.caps.spend(s.sms_cost_cents, now)
         logger.info("Outreach %s sent to %s by %s.", job.kind, short_ref(job.sender_id), job.channel)
 
@@ -282,6 +294,21 @@ class Outreach:
             await self.jobs.later(job, self.next_report_time(job.due + 3600))
         else:
             await self.jobs.done(job)
+
+
+def aggregator_outbox(settings: OutreachSettings, client: Any, vault: NumberVault, optouts: OptOutRegistry,
+                      key: Optional[Text] = None) -> Any:
+    """The aggregator's SMS outbox (``infra.at_outbox``, the one ``at_sms`` replies go through)
+    when ``OUTREACH_SMS_VIA=aggregator``; else None (SMS through Twilio)."""
+    if settings.sms_via != "aggregator":
+        return None
+    from core.config import env
+    from infra.at_outbox import AtSmsSender, SmsOutbox
+
+    sender = AtSmsSender(settings.at_username or "", settings.at_api_key or "", settings.at_sender,
+                         settings.at_api_base_url)
+    return SmsOutbox(sender, optouts, vault, client,
+                     key=key or f"{env('REDIS_KEY_PREFIX', default='bakame')}:at_sms:outbox")
 
 
 _PROCESS: Dict[Text, Optional[Outreach]] = {}

@@ -9,7 +9,7 @@ import pytest
 from aggregator_fixtures import FakeAtApi, FormPoster, at_sms_form, fresh_number
 from connector_fixtures import AUTH_TOKEN, PUBLIC_BASE, SENDER_SECRET, ScriptedAgent, TwilioClient, make_app, \
     messages_of, parse_twiml, sms_params
-from connectors.at_outbox import AtSmsSender, SmsOutbox
+from infra.at_outbox import AtSmsSender, SmsOutbox
 from core.number_vault import NumberVault
 from connectors.at_sms import AfricasTalkingSmsInput
 from connectors.security import SenderIdHasher

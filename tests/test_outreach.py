@@ -17,17 +17,19 @@ from datetime import datetime, timezone
 
 import pytest
 
+from aggregator_fixtures import FakeAtApi, FormPoster, UssdPhone
 from connector_fixtures import (
-    AUTH_TOKEN, PUBLIC_BASE, SENDER_SECRET, ScriptedAgent, TwilioClient, call_params, make_app, messages_of,
-    parse_twiml, sms_params,
+    AUTH_TOKEN, PUBLIC_BASE, SENDER_SECRET, ScriptedAgent, TwilioClient, call_params, find, make_app, messages_of,
+    parse_twiml, said, sms_params,
 )
-from connectors.outreach_input import guardian_request, mask_numbers, reminder_request
+from connectors.outreach_input import guardian_request, guardian_yes, mask_numbers, reminder_request
 from connectors.prompts import Prompts
 from connectors.security import SenderIdHasher
-from connectors.settings import SmsSettings, VoiceSettings
+from connectors.settings import SmsSettings, UssdSettings, VoiceSettings
 from connectors.state import InMemoryStateStore
 from connectors.twilio_sms import TwilioSmsInput
 from connectors.twilio_voice import TwilioVoiceInput
+from connectors.ussd import UssdInput
 from core import gsm, texts
 from core.number_vault import NumberVault, new_key_spec, parse_keys
 from core.types import Progress
@@ -35,7 +37,7 @@ from fake_twilio_api import FakeTwilioApi
 from infra.learner_data import RedisData, Stores
 from infra.optout import RWANDA, OptOutRegistry
 from infra.outbound import TwilioOutbound
-from infra.outreach import Outreach
+from infra.outreach import Outreach, aggregator_outbox
 from infra.outreach_settings import OutreachSettings
 from infra.progress_store import ProgressStore
 from infra.redis_client import redis_client
@@ -82,9 +84,11 @@ class Stack:
         client = redis_client(REDIS)
         self.clients.append(client)
         self.optouts = OptOutRegistry(client, key=f"{self.prefix}:optout")
-        return Outreach(self.settings, client, NumberVault(parse_keys(self.keys)),
-                        TwilioOutbound(ACCOUNT, AUTH_TOKEN, self.api.base), self.optouts, self.progress,
-                        prefix=f"{self.prefix}:outreach", clock=self.clock)
+        vault = NumberVault(parse_keys(self.keys))
+        outbox = aggregator_outbox(self.settings, client, vault, self.optouts, key=f"{self.prefix}:at_sms:outbox")
+        return Outreach(self.settings, client, vault, TwilioOutbound(ACCOUNT, AUTH_TOKEN, self.api.base),
+                        self.optouts, self.progress, prefix=f"{self.prefix}:outreach", clock=self.clock,
+                        sms_outbox=outbox)
 
     def voice(self, agent=None):
         channel = TwilioVoiceInput(VoiceSettings(auth_token=AUTH_TOKEN, sender_id_secret=SENDER_SECRET,
@@ -98,6 +102,12 @@ class Stack:
                                              optout=True), store=InMemoryStateStore())
         channel.outreach, channel.optouts = self.outreach, self.optouts
         return TwilioClient(make_app([channel], agent or ScriptedAgent()))
+
+    def ussd(self, agent=None):
+        channel = UssdInput(UssdSettings(sender_id_secret=SENDER_SECRET, timing_instrumentation=False),
+                            store=InMemoryStateStore())
+        channel.outreach = self.outreach
+        return FormPoster(make_app([channel], agent or ScriptedAgent()))
 
     async def redis_dump(self) -> bytes:
         """Every key of this deployment, as ``DUMP`` writes it (what a Redis backup holds)."""
@@ -440,3 +450,181 @@ def test_settings_from_the_environment():
     assert settings.public_base_url == "https://x.org"
     assert settings.in_quiet_hours(23) and settings.in_quiet_hours(5) and not settings.in_quiet_hours(6)
     assert not OutreachSettings.from_env({"CALLBACK_QUIET_HOURS": "none"}).in_quiet_hours(3)
+    assert settings.send_hours == (8, 20) and OutreachSettings.from_env({"OUTREACH_HOURS": "00-24"}).send_hours == (0, 24)
+
+
+async def test_the_sending_hours_can_be_widened(stack):
+    s = stack(send_hours=(0, 24))
+    learner = fresh_number()
+    s.clock.now = datetime(2026, 1, 5, 23, 0, tzinfo=RWANDA).timestamp()
+    await s.outreach.request_reminder(HASH(learner), learner, s.clock.now, "sms", "en")
+    assert await s.outreach.run_due() == 1 and len(s.api.messages(learner)) == 1
+
+
+# ---------------------------------------------------------------------- on a call and on USSD
+def speaking(language, *numbers):
+    agent = ScriptedAgent()
+    for number in numbers:
+        agent.state[HASH(number)] = {"language": language, "module": None, "loop": None, "problem": None, "said": []}
+    return agent
+
+
+def reminder_confirmation(language, channel, hour):
+    when = texts.text("outreach.reminder_when_tomorrow", language, hour=hour, minute="00")
+    how = texts.text(f"outreach.reminder_how_{channel}", language)
+    return gsm.sanitize(texts.text("outreach.reminder_set", language, how=how, when=when))
+
+
+def local_form(number):
+    return "0" + number[4:]
+
+
+@pytest.mark.parametrize("language", ["en", "rw"])
+async def test_on_a_call_key_6_sets_a_reminder_and_takes_a_guardians_number(stack, language):
+    s = stack()
+    learner, guardian, other = fresh_number(), fresh_number(), fresh_number()
+    agent = speaking(language, learner)
+    voice, sid = s.voice(agent), "CA" + uuid.uuid4().hex
+    webhook = "/webhooks/twilio_voice/webhook"
+
+    async def press(**heard):
+        response = await voice.post(webhook + "?step=input", call_params(CallSid=sid, From=learner, **heard))
+        assert response.status_code == 200, response.text
+        return parse_twiml(response.text)
+
+    await voice.post(webhook, call_params(CallSid=sid, From=learner))  # the call starts
+    menu = await press(Digits="6")
+    assert said(menu) == [Prompts().get("outreach_menu", language)]
+    assert said(await press(Digits="3")) == [reminder_confirmation(language, "call", "17")]
+    await press(Digits="6")
+    asked = await press(Digits="4")
+    assert said(asked) == [Prompts().get("outreach_guardian_number", language)]
+    assert find(asked, "Gather").get("numDigits") is None  # a whole number can be typed
+    assert said(await press(Digits="12#")) == [texts.text("outreach.guardian_not_a_number", language)]
+    await press(Digits="6")
+    await press(Digits="4")
+    assert said(await press(Digits=local_form(guardian) + "#")) == [texts.text("outreach.guardian_asked", language)]
+    spoken = await press(SpeechResult="remind me tomorrow", Confidence="0.9")  # said: as by SMS
+    assert said(spoken) == [reminder_confirmation(language, "sms", "17")]  # replaces the call (one a day)
+    await press(SpeechResult=f"call my friend {local_form(other)}", Confidence="0.9")
+    await press(Digits=local_form(other))
+    assert [m.text for m in agent.received] == ["/session_start", "call my friend [number]", "[number]"]
+
+    assert await s.outreach.run_due() == 1  # the invitation
+    assert s.api.messages(guardian) == [texts.text("outreach.guardian_invite", language)]
+    s.clock.now = datetime(2026, 1, 6, 17, 0, 5, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.run_due() == 1
+    assert s.api.messages(learner) == [texts.text("outreach.reminder_sms", language)] and s.api.calls() == []
+
+
+@pytest.mark.parametrize("language", ["en", "rw"])
+async def test_on_ussd_6_sets_a_reminder_and_takes_a_guardians_number(stack, language):
+    s = stack()
+    learner, guardian, other = fresh_number(), fresh_number(), fresh_number()
+    agent = speaking(language, learner)
+    phone = UssdPhone(s.ussd(agent), learner)
+    home = await phone.dial()
+    assert Prompts().one("ussd_menu_outreach", language) in home
+    assert await phone.enter("6") == Prompts().one("ussd_outreach_menu", language)
+    confirmed = await phone.enter("1")
+    assert confirmed.startswith(reminder_confirmation(language, "sms", "09"))
+    await phone.enter("6")
+    assert await phone.enter("4") == Prompts().one("ussd_outreach_guardian", language)
+    assert (await phone.enter("12")).startswith(texts.text("outreach.guardian_not_a_number", language))
+    assert (await phone.enter(local_form(guardian))).startswith(texts.text("outreach.guardian_asked", language))
+    assert phone.screens and all(gsm.is_gsm(screen) for screen in phone.screens)
+    await phone.enter(f"my friend {local_form(other)}")  # typed at the menu: to the assistant, masked
+    assert [m.text for m in agent.received] == ["my friend [number]"]
+    assert "+250" not in repr(agent.received) and other[4:] not in repr(agent.received)
+
+    assert await s.outreach.run_due() == 1 and s.api.messages(guardian) == [
+        texts.text("outreach.guardian_invite", language)]
+    s.clock.now = datetime(2026, 1, 6, 9, 0, 5, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.run_due() == 1 and s.api.messages(learner) == [
+        texts.text("outreach.reminder_sms", language)]
+
+
+async def test_without_outreach_key_6_goes_to_the_assistant_and_numbers_are_still_masked():
+    agent = speaking("en", number := fresh_number())
+    channel = UssdInput(UssdSettings(sender_id_secret=SENDER_SECRET, timing_instrumentation=False),
+                        store=InMemoryStateStore())
+    phone = UssdPhone(FormPoster(make_app([channel], agent)), number)
+    assert "6 Reminders" not in await phone.dial()
+    await phone.enter("umubyeyi " + local_form(fresh_number()))
+    assert [m.text for m in agent.received] == ["umubyeyi [number]"]
+
+
+# ---------------------------------------------------------------------- SMS through the aggregator
+@pytest.fixture
+def at_api():
+    fake = FakeAtApi().start()
+    yield fake
+    fake.stop()
+
+
+async def test_with_the_aggregator_route_sms_go_through_its_outbox_and_stop_at_hagarika(stack, at_api):
+    s = stack(sms_via="aggregator", at_username="bakame", at_api_key="test-at-key", at_sender="4321",
+              at_api_base_url=at_api.base)
+    learner, guardian = fresh_number(), fresh_number()
+    channel = s.sms(speaking("rw", learner))
+    await sms(channel, f"umubyeyi {local_form(guardian)}", learner)
+    await sms(channel, "unyibutse ejo", learner)
+    assert await s.outreach.run_due() == 1  # the invitation, queued in the outbox
+    assert await at_api.wait_for(guardian, 1) == [texts.text("outreach.guardian_invite", "rw")]
+    assert at_api.sent[0]["from"] == "4321" and at_api.sent[0]["_api_key"] == "test-at-key"
+    await sms(channel, "HAGARIKA", learner)  # the learner opts out before the reminder
+    s.clock.now = datetime(2026, 1, 6, 17, 0, 5, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.run_due() == 0
+    await s.outreach.sms_outbox.drain()
+    assert at_api.to(learner) == [] and s.api.requests == []  # nothing through Twilio either
+    outbox = await s.clients[0].lrange(f"{s.prefix}:at_sms:outbox", 0, -1)
+    assert outbox == []
+
+
+async def test_the_outbox_itself_asks_the_opt_out_registry_before_sending(stack, at_api):
+    s = stack(sms_via="aggregator", at_username="bakame", at_api_key="test-at-key", at_api_base_url=at_api.base)
+    learner = fresh_number()
+    await s.outreach.request_reminder(HASH(learner), learner, s.clock.now, "sms", "en")
+    s.outreach.sms_outbox.wake = lambda: None  # queued only: the sending comes after the opt-out
+    assert await s.outreach.run_due() == 1
+    await s.optouts.opt_out(HASH(learner), "test")
+    assert await s.outreach.sms_outbox.drain() == 0 and at_api.sent == []
+
+
+def test_the_aggregator_route_needs_its_credentials():
+    base = dict(enabled=True, redis_url=REDIS, account_sid=ACCOUNT, auth_token=AUTH_TOKEN, call_from=CALL_FROM,
+                public_base_url=PUBLIC_BASE)
+    assert OutreachSettings(**base, sms_via="aggregator").problems() == [
+        "AT_USERNAME is not set (needed by OUTREACH_ENABLED)", "AT_API_KEY is not set (needed by OUTREACH_ENABLED)"]
+    assert OutreachSettings(**base, sms_via="aggregator", at_username="u", at_api_key="k").problems() == []
+    assert OutreachSettings(**base).problems() == ["OUTREACH_SMS_FROM is not set (needed by OUTREACH_ENABLED)"]
+    assert OutreachSettings.from_env({"OUTREACH_SMS_VIA": "Aggregator"}).sms_via == "aggregator"
+
+
+# ---------------------------------------------------------------------- the guardian's language
+@pytest.mark.parametrize("reply,learner_language,chosen", [
+    ("YES", "rw", "en"), ("Yego", "en", "rw"), ("ok", "rw", "rw"), ("YEGO EN", "rw", "en"), ("yes kinyarwanda", "en", "rw"),
+])
+async def test_the_guardian_chooses_the_reports_language(stack, progress, reply, learner_language, chosen):
+    s = stack()
+    learner, guardian = fresh_number(), fresh_number()
+    agent = speaking(learner_language, learner)
+    await progress.save_profile(HASH(learner), name="Aline", language=learner_language)
+    await progress.save(HASH(learner), "math", Progress(attempts=10, correct=7))
+    channel = s.sms(agent)
+    await sms(channel, f"umubyeyi {local_form(guardian)}", learner)
+    assert await s.outreach.run_due() == 1
+    [confirmed] = await sms(channel, reply, guardian)
+    assert confirmed == texts.text("outreach.guardian_confirmed", chosen)
+    await progress.save(HASH(learner), "math", Progress(attempts=13, correct=10))
+    await progress.save(HASH(learner), "reading", Progress(attempts=2, correct=1))
+    s.clock.now = datetime(2026, 1, 10, 10, 0, 5, tzinfo=RWANDA).timestamp()
+    assert await s.outreach.run_due() == 1 and s.api.messages(guardian)[-1] == REPORTS[chosen]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("YES", (True, "en")), ("yego.", (True, "rw")), ("Y", (True, None)), ("yes rw", (True, "rw")),
+    ("yes I will", (False, None)), ("en", (False, None)), ("", (False, None)),
+])
+def test_guardian_yes(text, expected):
+    assert guardian_yes(text) == expected

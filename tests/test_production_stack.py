@@ -13,7 +13,9 @@ Part 2 (the running assistant):
   and once it is started again the table holds every event exactly once, in order;
 * Redis down: HTTP 200 with "please try again shortly" in the learner's language; Redis
   killed and restarted: the conversation continues where it was (append-only file);
-* a Rasa restart: the conversation continues;
+* a Rasa restart: the conversation continues, and a practice reminder asked by SMS before it
+  fires once afterwards, through a local fake of Twilio's REST API (issue 18: outreach is on in
+  this stack, its worker in every Rasa process);
 * two Rasa processes sharing Redis: one learner's concurrent messages, sent alternately
   to both, are handled one at a time, in arrival order, replies matching their turn;
   many learners at once never see each other's state;
@@ -42,6 +44,11 @@ import redis
 import requests
 
 from actions.messages import text as message_text
+from tests.connector_fixtures import TwilioClient, messages_of, parse_twiml, sms_params
+from core import texts
+from core.identity import SenderIdHasher
+from core.number_vault import new_key_spec
+from tests.fake_twilio_api import FakeTwilioApi
 from infra.errors import StoreUnavailable
 from infra.lock_store import ResilientRedisLockStore
 from infra.settings import production_env
@@ -60,6 +67,19 @@ TRY_AGAIN = {lang: message_text("try_again_later", lang) for lang in ("en", "rw"
 API_TOKEN = "prod-stack-api-token-0123456789"
 PRODUCTION_SECRETS = {"TWILIO_AUTH_TOKEN": "prod-stack-twilio-token-0123456789",
                       "SENDER_ID_SECRET": "prod-stack-sender-secret-0123456789", "RASA_AUTH_TOKEN": API_TOKEN}
+
+
+# Outreach (issue 18) on in this stack: Twilio's REST API is a local fake; every hour is a sending
+# hour so the reminder test does not depend on the time of day it runs at.
+TWILIO_ACCOUNT = "AC" + "5" * 32
+PUBLIC_BASE = "https://bakame-prod.invalid"
+
+
+def outreach_env(twilio_api_base: str) -> Dict[str, str]:
+    return {"OUTREACH_ENABLED": "true", "NUMBER_KEYS": new_key_spec("k1"), "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT,
+            "TWILIO_API_BASE_URL": twilio_api_base, "OUTREACH_CALL_FROM": "+250780000001",
+            "OUTREACH_SMS_FROM": "+250780000002", "PUBLIC_BASE_URL": PUBLIC_BASE, "OUTREACH_POLL_SECONDS": "0.5",
+            "OUTREACH_HOURS": "00-24"}
 
 
 def new_sender(prefix: str = "prod") -> str:
@@ -357,12 +377,12 @@ class RasaServer:
 
 
 class ProductionStack:
-    def __init__(self, workdir: Path, redis_server: RedisServer, pg: LocalPostgres) -> None:
+    def __init__(self, workdir: Path, redis_server: RedisServer, pg: LocalPostgres, **extra_env: str) -> None:
         self.workdir = workdir
         self.redis = redis_server
         self.pg = pg
         base = stack_env(workdir, REDIS_URL=redis_server.url, DATABASE_URL=pg.url, PROGRESS_DB_URL=pg.url,
-                         **PRODUCTION_SECRETS)
+                         **PRODUCTION_SECRETS, **extra_env)
         self.actions = Stack(workdir=workdir, env=base)
         base["ACTION_ENDPOINT_URL"] = f"http://127.0.0.1:{self.actions.actions_port}/webhook"
         self.env = {**base, **production_env(base)}
@@ -438,9 +458,17 @@ def _signature(event: dict) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def prod(tmp_path_factory, redis_server, pg_server):
+def twilio_api():
+    api = FakeTwilioApi(TWILIO_ACCOUNT, PRODUCTION_SECRETS["TWILIO_AUTH_TOKEN"]).start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory, redis_server, pg_server, twilio_api):
     ensure_model()
-    stack = ProductionStack(tmp_path_factory.mktemp("production"), redis_server, pg_server)
+    stack = ProductionStack(tmp_path_factory.mktemp("production"), redis_server, pg_server,
+                            **outreach_env(twilio_api.base))
     try:
         yield stack.start()
     finally:
@@ -570,10 +598,25 @@ def test_redis_killed_and_restarted_continues_the_conversation(prod):
 
 
 # --------------------------------------------------------------------------- Rasa
-def test_conversation_survives_a_rasa_restart(prod):
+def sms_to(server: RasaServer, number: str, body: str) -> List[str]:
+    """A signed Twilio SMS webhook to ``server``; the TwiML reply's messages."""
+    client = TwilioClient(server_url=server.url, public_base=PUBLIC_BASE, token=PRODUCTION_SECRETS["TWILIO_AUTH_TOKEN"])
+    response = asyncio.run(client.post("/webhooks/twilio_sms/webhook", sms_params(body, From=number)))
+    assert response.status_code == 200, response.text
+    return messages_of(parse_twiml(response.text))
+
+
+def test_conversation_and_a_reminder_survive_a_rasa_restart(prod, twilio_api):
     sender = new_sender("restart")
     onboard(prod.a, sender, "Uwase")
     question = math_question(prod.a.texts(sender, "math"))
+    learner = "+25078" + str(uuid.uuid4().int)[:7]
+    [confirmed] = sms_to(prod.a, learner, "remind me tomorrow")  # read by the SMS channel, not Rasa
+    assert "17:00" in confirmed, confirmed
+    store = redis.Redis.from_url(prod.redis.url)
+    prefix = production_env(prod.env)["REDIS_KEY_PREFIX"] + ":outreach"
+    [job_id] = [j for j in store.zrange(f"{prefix}:due", 0, -1)
+                if SenderIdHasher(PRODUCTION_SECRETS["SENDER_ID_SECRET"])(learner).encode() in j]
 
     prod.a.stop()
     prod.ensure_second(wait=False)  # the second process loads alongside (used by the next tests)
@@ -582,6 +625,15 @@ def test_conversation_survives_a_rasa_restart(prod):
     assert prod.a.texts(sender, "repeat") == [question]
     assert prod.a.tracker(sender)["slots"]["name"] == "Uwase"
     prod.wait_synced(sender)  # and the events of before and after the restart, once each
+
+    # "tomorrow" comes: the reminder is made due now, and goes out once (two processes run a worker)
+    assert twilio_api.messages(learner) == []
+    store.zadd(f"{prefix}:due", {job_id: time.time()})
+    wait_until(lambda: twilio_api.messages(learner), timeout=120, message="the reminder SMS")
+    prod.ensure_second()
+    time.sleep(3)  # several more worker rounds in both processes
+    assert twilio_api.messages(learner) in ([texts.text("outreach.reminder_sms", lang)] for lang in ("rw", "en"))
+    assert store.zscore(f"{prefix}:due", job_id) is None and not store.hexists(f"{prefix}:jobs", job_id)
 
 
 def test_two_rasa_processes_serve_one_learner_in_order(prod):

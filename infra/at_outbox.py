@@ -23,7 +23,7 @@ import json
 import logging
 from typing import Any, Dict, List, Optional, Text
 
-from connectors.security import short_ref
+from core.identity import short_ref
 from core.number_vault import NumberVault
 from infra.optout import OptOutRegistry
 
