@@ -6,10 +6,7 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Tracker
 
 from core import language
-
-# Set in tutor_state when a reply already presented the current question, so the form's
-# ask action does not say it twice; cleared by the ask action (and the next turn).
-ASKED = "_asked"
+from core.form_ask import ASKED  # noqa: F401 - the actions' name for it
 
 
 def language_of(tracker: Tracker) -> Text:

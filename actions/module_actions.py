@@ -15,6 +15,7 @@ from actions.common import ASKED, language_of, latest_intent, learner_id
 from actions.llm import get_llm
 from actions.tutoring.base import Reply
 from actions.tutoring.registry import INTENT_TO_MODULE, MODULES, get_tutor
+from core import form_ask
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +91,14 @@ class ActionAskAnswer(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
         module = tracker.get_slot("active_module")
-        state = _state(tracker)
+        silent = form_ask.silent_ask(module, tracker.get_slot("tutor_state"))
+        if silent is not None:  # also decided inside Rasa (core/form_ask.py)
+            return [SlotSet("tutor_state", silent)]
         if module not in MODULES:
             dispatcher.utter_message(text=messages.text("menu", language_of(tracker)))
             return []
-        if state.pop(ASKED, False):
-            return [SlotSet("tutor_state", state)]
+        state = _state(tracker)
+        state.pop(ASKED, None)  # a falsy mark
         dispatcher.utter_message(text=get_tutor(module).prompt(language_of(tracker), state))
         return []
 

@@ -149,6 +149,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--profile", action="store_true", help="py-spy on Rasa during the last round's turns")
     p.add_argument("--label", default="")
+    p.add_argument("--overlay", default="", help="a directory whose packages (infra/, ...) shadow the checkout's "
+                                                 "(the servers run that code: measure before / after in one checkout)")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bakame_bench")
     return p.parse_args(argv)
@@ -164,8 +166,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     workdir = RESULTS / f"ratio-{run_id}"
     stack = BenchStack(workdir, run_id, redis_url=args.redis_url, database_url=args.database_url,
                        rasa_workers=args.rasa_workers, extra_env=dict(e.split("=", 1) for e in args.env if "=" in e),
-                       model=Path(args.model).resolve())
+                       model=Path(args.model).resolve(), overlay=Path(args.overlay).resolve() if args.overlay else None)
     result: Dict[str, Any] = {"run_id": run_id, "label": args.label, "model": str(args.model), "env": args.env,
+                              "overlay": args.overlay,
                               "git": sysinfo.git_state(), "machine": sysinfo.machine(),
                               "loadavg_start": sysinfo.loadavg()}
     try:

@@ -14,7 +14,9 @@ tracker. Here every ticket operation is one Lua script, atomic in Redis:
   member = ``"<number>:<expiry>"``, expiry on Redis' own clock, so hosts need not agree
   on the time).
 
-A turn runs when its ticket is the lowest unexpired one; it then removes its ticket. So
+A turn runs when its ticket is the lowest unexpired one; it then removes its ticket. Taking
+the ticket also checks it (one script, one round trip: ``ISSUE_AND_CHECK``); only a turn
+that has to wait polls ``CHECK``. So
 messages of one learner are handled one at a time, in the order they arrived, whichever
 process received them; other learners are not held up. A ticket expires after the lock
 lifetime (Rasa's ``TICKET_LOCK_LIFETIME``, 60 s) should its process die mid-turn.
@@ -55,26 +57,32 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return n
 """
 
-# KEYS: queue. ARGV: ticket. -> 1 my turn, 0 wait, -1 my ticket expired/unknown
-CHECK = _NOW + """
-local mine = tonumber(ARGV[1])
+# The state of ticket `mine` in the queue `queue` (expired tickets removed): 1 my turn,
+# 0 wait, -1 my ticket expired/unknown.
+_STATE = """
 local head = nil
 local found = false
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, m in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
   local sep = string.find(m, ':', 1, true)
   local num = tonumber(string.sub(m, 1, sep - 1))
   local exp = tonumber(string.sub(m, sep + 1))
   if exp < now then
-    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZREM', queue, m)
   else
     if head == nil then head = num end
     if num == mine then found = true end
   end
 end
-if not found then return -1 end
-if head == mine then return 1 end
-return 0
+local state = 0
+if not found then state = -1 elseif head == mine then state = 1 end
 """
+
+# KEYS: queue. ARGV: ticket. -> 1 my turn, 0 wait, -1 my ticket expired/unknown
+CHECK = _NOW + "local queue = KEYS[1] local mine = tonumber(ARGV[1])" + _STATE + "return state"
+
+# ISSUE, then CHECK of that ticket, in one round trip (issue 16: a learner's turn usually
+# finds no other turn of theirs running). KEYS: seq, queue. ARGV: lifetime. -> {ticket, state}
+ISSUE_AND_CHECK = ISSUE.replace("return n", "local queue = KEYS[2] local mine = n") + _STATE + "return {n, state}"
 
 # KEYS: queue. ARGV: ticket. -> tickets still waiting
 RELEASE = """
@@ -133,9 +141,11 @@ class ResilientRedisLockStore(LockStore):
         wait_time_in_seconds: float = 1,
     ) -> AsyncGenerator[TicketLock, None]:
         await self._retry_pending_releases()
-        ticket = await self.issue(conversation_id, lock_lifetime)
+        seq, queue = self._keys(conversation_id)
+        ticket, state = (int(x) for x in await self.redis.call(
+            lambda r: r.eval(ISSUE_AND_CHECK, 2, seq, queue, float(lock_lifetime))))
         try:
-            await self._acquire(conversation_id, ticket, min(self.poll_interval, wait_time_in_seconds or 1))
+            await self._acquire(conversation_id, ticket, min(self.poll_interval, wait_time_in_seconds or 1), state)
             yield TicketLock(conversation_id)
         finally:
             await self.release(conversation_id, ticket)
@@ -148,14 +158,17 @@ class ResilientRedisLockStore(LockStore):
         _, queue = self._keys(conversation_id)
         return int(await self.redis.call(lambda r: r.eval(CHECK, 1, queue, ticket)))
 
-    async def _acquire(self, conversation_id: Text, ticket: int, interval: float) -> None:
+    async def _acquire(self, conversation_id: Text, ticket: int, interval: float, state: Optional[int] = None) -> None:
+        """Wait for ``ticket``'s turn; ``state`` is a first :meth:`check` already made."""
         while True:
-            state = await self.check(conversation_id, ticket)
+            if state is None:
+                state = await self.check(conversation_id, ticket)
             if state == 1:
                 return
             if state == -1:
                 raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}' (ticket expired).")
             await asyncio.sleep(interval)
+            state = None
 
     async def release(self, conversation_id: Text, ticket: int) -> None:
         """Never raises: a release that fails is retried later (the ticket expires anyway)."""

@@ -27,7 +27,8 @@ Fixes (always installed):
               (the REST channel, the HTTP API) the cost is one ``ContextVar`` lookup.
 
 Speed-ups (issue 6, measured with ``make bench``: docs/benchmarks.md), selected by
-``RASA_SPEEDUPS`` (default ``schema,events,pool,window,slotmap,nlucache,applied``; empty: none):
+``RASA_SPEEDUPS`` (default ``schema,events,pool,window,slotmap,nlucache,applied,states,askskip``;
+empty: none):
 
 ``schema``  Rasa validates every action server answer with ``jsonschema.validate``, which
             first validates the *schema itself* against the JSON-Schema meta-schema: about
@@ -64,6 +65,20 @@ Speed-ups of issue 16 (same selection; measured with ``make bench-ratio``: docs/
               the list). Here each tracker remembers its result and, when events were only
               appended since (and named no new loop), continues from it with Rasa's own loop
               body. Callers get a new list each time, as before.
+``states``    ``DialogueStateTracker.past_states`` (the policies' featurisation) replays every
+              applied event into a fresh tracker and builds the state at each action:
+              RulePolicy (once or twice) and MemoizationPolicy each did it for every
+              prediction. Here each tracker remembers the replay -- the states at each
+              action and the replayed tracker -- per domain and ``omit_unset_slots``, and
+              continues it when its applied events only grew; the rule-only filtering (which
+              differs between the policies) runs on copies with Rasa's own loop, so every
+              caller gets new states, as before.
+``askskip``   the tutor form's ask (``action_ask_answer``) only clears a mark in
+              ``tutor_state`` when the graded reply already presented the next question --
+              almost every form turn. That case is decided in Rasa by the function the
+              action server's action runs (:mod:`core.form_ask`): one action-server round
+              trip per form turn fewer. Otherwise (the question has to be said) the action
+              server is called as before.
 """
 from __future__ import annotations
 
@@ -71,7 +86,9 @@ import asyncio
 import contextvars
 import functools
 import itertools
+import json
 import logging
+import operator
 import os
 import pickle
 import time
@@ -84,7 +101,7 @@ logger = logging.getLogger(__name__)
 
 RASA_VERSION = "3.6.21"
 FIXES = ("failsafe", "timing")
-SPEEDUPS = ("schema", "events", "pool", "window", "slotmap", "nlucache", "applied")
+SPEEDUPS = ("schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip")
 
 # The turn being measured (the Twilio channels set a connectors.timing.TurnTimer): any object
 # with float attributes nlu, policy, actions and a tracker attribute. Lives here, not in
@@ -522,8 +539,116 @@ def _applied() -> None:
     DialogueStateTracker.applied_events = applied_events
 
 
+class _Replay:
+    """A tracker's replay for ``past_states`` (the ``states`` speed-up): its applied events,
+    the tracker they were replayed into, and per action the state before it."""
+
+    __slots__ = ("domain", "omit", "applied", "tracker", "points", "final")
+
+    def __init__(self, domain: Any, omit: bool, applied: List[Any], tracker: Any, points: List[Any],
+                 final: Any) -> None:
+        self.domain, self.omit, self.applied, self.tracker = domain, omit, applied, tracker
+        self.points, self.final = points, final
+
+
+def _point(domain: Any, tracker: Any, omit_unset_slots: bool, hide_rule_turn: bool) -> tuple:
+    """What ``Domain.states_for_tracker_history`` reads of one prior tracker."""
+    return (domain.get_active_state(tracker, omit_unset_slots=omit_unset_slots), hide_rule_turn,
+            bool(tracker.followup_action), tracker.latest_action_name == tracker.active_loop_name)
+
+
+def replay_points(tracker: Any, domain: Any, omit_unset_slots: bool = False) -> List[tuple]:
+    """``(state, hide_rule_turn, followup action?, latest action is the active loop?)`` of each
+    prior tracker ``generate_all_prior_trackers`` yields, remembered on ``tracker`` and
+    continued when its applied events only grew (the states are the cache's: copy them)."""
+    from rasa.shared.core.events import ActionExecuted
+
+    applied = tracker.applied_events()
+    memo = tracker.__dict__.get("_bakame_replay")
+    if memo is not None and memo.domain is domain and memo.omit == omit_unset_slots \
+            and len(applied) >= len(memo.applied) and all(map(operator.is_, memo.applied, applied)):
+        if len(applied) == len(memo.applied):
+            return memo.points + [memo.final]
+        replay, points, start = memo.tracker, memo.points, len(memo.applied)
+    else:
+        replay, points, start = tracker.init_copy(), [], 0
+    for event in itertools.islice(applied, start, None):  # generate_all_prior_trackers, Rasa 3.6.21
+        if isinstance(event, ActionExecuted):
+            points.append(_point(domain, replay, omit_unset_slots, event.hide_rule_turn))
+        replay.update(event)
+    final = _point(domain, replay, omit_unset_slots, False)
+    tracker._bakame_replay = _Replay(domain, omit_unset_slots, applied, replay, points, final)
+    return points + [final]
+
+
+def states_from_points(domain: Any, points: List[tuple], ignore_rule_only_turns: bool = False,
+                       rule_only_data: Optional[Dict[Text, Any]] = None) -> List[Dict[Text, Any]]:
+    """The loop of ``Domain.states_for_tracker_history`` (Rasa 3.6.21) over remembered
+    points, on copies of their states (callers change them)."""
+    from rasa.shared.core.constants import PREVIOUS_ACTION
+
+    states: List[Dict[Text, Any]] = []
+    last_ml_action_sub_state = None
+    turn_was_hidden = False
+    for cached, hide_rule_turn, followup, latest_is_loop in points:
+        state = {key: dict(sub) for key, sub in cached.items()}
+        if ignore_rule_only_turns:
+            if not turn_was_hidden:  # Rasa: tracker.latest_action, i.e. this state's previous action
+                last_ml_action_sub_state = state.get(PREVIOUS_ACTION)
+            if not followup and not latest_is_loop:
+                turn_was_hidden = hide_rule_turn
+            if turn_was_hidden:
+                continue
+            domain._remove_rule_only_features(state, rule_only_data)
+            if states:
+                domain._substitute_rule_only_user_input(state, states[-1])
+            if last_ml_action_sub_state:
+                state[PREVIOUS_ACTION] = last_ml_action_sub_state
+        states.append(domain._clean_state(state))
+    return states
+
+
+def _states() -> None:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = DialogueStateTracker.past_states
+    rasas_history = Domain.states_for_tracker_history
+
+    def past_states(self: Any, domain: Any, omit_unset_slots: bool = False, ignore_rule_only_turns: bool = False,
+                    rule_only_data: Optional[Dict[Text, Any]] = None) -> List[Dict[Text, Any]]:
+        if type(domain).states_for_tracker_history is not rasas_history \
+                or type(domain).get_active_state is not Domain.get_active_state:
+            return original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        points = replay_points(self, domain, omit_unset_slots)
+        return states_from_points(domain, points, ignore_rule_only_turns, rule_only_data)
+
+    past_states.__doc__ = original.__doc__
+    past_states.__wrapped__ = original  # type: ignore[attr-defined]  # Rasa's, for tests
+    DialogueStateTracker.past_states = past_states
+
+
+def _askskip() -> None:
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.events import SlotSet
+
+    from core import form_ask
+
+    original = RemoteAction.run
+
+    async def run(self: Any, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> Any:
+        if self._name == form_ask.ACTION:
+            state = form_ask.silent_ask(tracker.get_slot("active_module"), tracker.get_slot("tutor_state"))
+            if state is not None:  # as the action server's answer would be: plain JSON values
+                return [SlotSet("tutor_state", json.loads(json.dumps(state)))]
+        return await original(self, output_channel, nlg, tracker, domain)
+
+    RemoteAction.run = run
+
+
 _PATCHES: Dict[Text, Callable[[], None]] = {
     "failsafe": _failsafe, "timing": _timing,
     "schema": _schema, "events": _events, "pool": _pool, "window": _window,
     "slotmap": _slotmap, "nlucache": _nlucache, "applied": _applied,
+    "states": _states, "askskip": _askskip,
 }

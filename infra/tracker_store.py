@@ -37,6 +37,12 @@ the tracker as JSON), with these differences:
   everything, as Rasa does. (``python -m bench.check_compaction`` compares the policies'
   decisions on full and compacted conversations.)
 * the event spool (an fsync'ed SQLite write) is written off the event loop.
+* a tracker ``retrieve`` handed out is saved without reading the key again (issue 16): the
+  text read is kept on the tracker, the turn's new events are appended to it as text, and
+  a Lua script writes it only if the key still holds exactly that text (length and last
+  bytes) -- otherwise (another writer, a deleted key, compaction due) the save reads the key
+  and goes on as above. One Redis round trip and one parse + serialisation of the whole
+  conversation fewer per turn.
 """
 from __future__ import annotations
 
@@ -116,12 +122,19 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
     # ------------------------------------------------------------------ save
     async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
         key = self.key_prefix + tracker.sender_id
+        read = tracker.__dict__.pop("_bakame_stored", None)  # (stored text, its events) of retrieve
+        if read is not None and await self._save_continued(key, tracker, read[0], read[1], timeout):
+            return
         stored = await self.redis.call(lambda r: r.get(key))
+        raw = (ujson.loads(stored).get("events") or []) if stored is not None else None
+        await self._save_over(key, tracker, stored, raw, timeout)
+
+    async def _save_over(self, key: Text, tracker: DialogueStateTracker, stored: Any,
+                         raw: Optional[List[Dict[Text, Any]]], timeout: Optional[float]) -> None:
         live = list(tracker.events)
         earlier: List[Dict[Text, Any]] = []  # stored events before the last session, as stored
         new_events = live
-        if stored is not None:
-            raw = ujson.loads(stored).get("events") or []
+        if raw is not None:
             split = last_session_start(raw)
             if not starts_with(live, raw[split:]):  # not the tracker we handed out: Rasa's merge
                 await self._save_merged(key, tracker, stored, timeout)
@@ -136,6 +149,34 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
                                  escape_forward_slashes=False)
         await self._write(key, serialised, tracker, new_events, timeout)
 
+    async def _save_continued(self, key: Text, tracker: DialogueStateTracker, stored: Text,
+                              raw: List[Dict[Text, Any]], timeout: Optional[float]) -> bool:
+        """Save a tracker :meth:`retrieve` handed out without reading it again (issue 16):
+        when it continues what was read, the stored text gets the new events appended as
+        text (no re-read, no re-serialising of the stored events), written only if the key
+        still holds exactly what was read (:data:`SET_IF_UNCHANGED`: its length and last
+        bytes; the lock store keeps other turns out, this catches other writers). ``False``:
+        not done, save the usual way."""
+        live = list(tracker.events)
+        split = last_session_start(raw)
+        tail = _tail(tracker.sender_id)
+        if not starts_with(live, raw[split:]) or not stored.endswith(tail) \
+                or compact(tracker, live, self.compact_after, self.compact_keep) is not None:
+            return False
+        new_events = live[len(raw) - split:]
+        added = ",".join(ujson.dumps(e.as_dict(), ensure_ascii=False, escape_forward_slashes=False)
+                         for e in new_events)
+        head = stored[:-len(tail)]
+        serialised = head + ("," if added and not head.endswith("[") else "") + added + tail
+        was = stored.encode("utf-8")
+        expiry = timeout or self.record_exp
+        written = await self.redis.call(lambda r: r.eval(
+            SET_IF_UNCHANGED, 1, key, serialised, len(was), was[-_GUARD_BYTES:], int(expiry) if expiry else 0))
+        if not int(written):
+            return False
+        await self._after_write(tracker, new_events)
+        return True
+
     async def _save_merged(self, key: Text, tracker: DialogueStateTracker, stored: Any,
                            timeout: Optional[float]) -> None:
         """Rasa's own merge (quadratic), for a tracker that does not continue the stored one."""
@@ -149,6 +190,9 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
         """The tracker into Redis, then (only then) its new events to the event broker."""
         expiry = timeout or self.record_exp
         await self.redis.call(lambda r: r.set(key, serialised, ex=int(expiry) if expiry else None))
+        await self._after_write(tracker, new_events)
+
+    async def _after_write(self, tracker: DialogueStateTracker, new_events: List[Any]) -> None:
         languages.remember(tracker.sender_id, tracker.get_slot("language"))
         if self.event_broker is not None and new_events:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
@@ -180,7 +224,9 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
         if fetch_all_sessions:
             tracker = self.deserialise_tracker(sender_id, stored)
         else:
-            tracker = self._last_session_of(sender_id, ujson.loads(stored).get("events") or [])
+            raw = ujson.loads(stored).get("events") or []
+            tracker = self._last_session_of(sender_id, raw)
+            tracker._bakame_stored = (stored, raw)  # save() continues it without reading it again
         if tracker is not None:
             languages.remember(sender_id, tracker.get_slot("language"))
         return tracker
@@ -211,6 +257,24 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
             return [k[len(prefix):] async for k in r.scan_iter(match=prefix + "*", count=500)]
 
         return await self.redis.call(scan)
+
+
+# The key holds exactly what was read (same length, same last bytes: the last event's
+# timestamp is among them): then write the new text. KEYS[1]; ARGV: text, length, last
+# bytes, expiry in seconds (0: none). 1 when written.
+SET_IF_UNCHANGED = """
+if redis.call('STRLEN', KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
+if redis.call('GETRANGE', KEYS[1], -string.len(ARGV[3]), -1) ~= ARGV[3] then return 0 end
+if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+else redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+_GUARD_BYTES = 96
+
+
+def _tail(sender_id: Text) -> Text:
+    """How the stored text of :meth:`ResilientRedisTrackerStore.save` ends after its events."""
+    return '],"name":' + ujson.dumps(sender_id, ensure_ascii=False, escape_forward_slashes=False) + "}"
 
 
 def last_session_start(events: Sequence[Dict[Text, Any]]) -> int:

@@ -192,6 +192,29 @@ def test_lock_store_skips_the_ticket_of_a_dead_process(redis_server):
     assert _run(scenario()) >= 0.3  # it waited for the expiry, then went ahead
 
 
+def test_lock_store_a_free_lock_costs_two_round_trips(redis_server):
+    """Issue 16: taking a free lock is one script (ticket and check), returning it another."""
+    async def scenario():
+        store = lock_store(redis_server)
+        learner = new_sender("free")
+        calls = []
+        original = store.redis.call
+
+        async def counting(operation):
+            calls.append(operation)
+            return await original(operation)
+
+        store.redis.call = counting
+        async with store.lock(learner):
+            inside = len(calls)
+        after = len(calls)
+        waiting = await store.waiting(learner)
+        await store.redis.close()
+        return inside, after, waiting
+
+    assert _run(scenario()) == (1, 2, 0)
+
+
 def test_lock_store_redis_unreachable_raises_store_unavailable():
     async def scenario():
         store = ResilientRedisLockStore(host="127.0.0.1", port=free_port(), retries=1, retry_backoff=0.01)

@@ -5,8 +5,8 @@ from functools import lru_cache
 from typing import Dict, Text
 
 from actions.tutoring.base import Tutor
+from core.form_ask import MODULES  # one list, also read by Rasa (infra/rasa_patches.py)
 
-MODULES = ("math", "english", "reading", "debate")
 INTENT_TO_MODULE = {f"start_{m}": m for m in MODULES}
 
 
