@@ -46,6 +46,7 @@ class AfricasTalkingSmsInput(SmsConversation, AggregatorInputBase):
     settings_class = AtSmsSettings
     state_namespace = "at_sms"
     collector_class = AtSmsCollector
+    delivers_reply = True  # through the outbox, after the callback was answered
     settings: AtSmsSettings
 
     def __init__(self, settings: AtSmsSettings, *, store: Any = None, outbox: Optional[SmsOutbox] = None) -> None:

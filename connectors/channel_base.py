@@ -145,8 +145,7 @@ class PhoneInputBase(InputChannel):
             finally:
                 timer.deactivate()
 
-        await self.turns.start(scope, turn_id, timed)
-        return await self.turns.wait(scope, turn_id, self._remaining(started))
+        return await self.turns.run(scope, turn_id, timed, self._remaining(started))
 
     async def _ask_rasa(
         self, app: Any, on_new_message: Callable, timer: TurnTimer, text: Text, sender_id: Text,

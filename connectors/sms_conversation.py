@@ -63,6 +63,8 @@ class SmsRequest:
     message_sid: Text
     started: float
     conv: SmsState = field(default_factory=SmsState)  # loaded at the start, saved once at the end
+    saved: Any = None  # ``conv`` as the store had it (read with the MessageSid's claim)
+    processed: bool = False  # the message was answered: ``conv`` is to be saved
     confirmation: bool = False  # the reply confirms an opt-out: it goes out although the learner opted out
     body: Optional[Text] = None  # the text for the assistant: the message with phone numbers masked
 
@@ -74,6 +76,9 @@ class SmsConversation:
     optouts: Optional[OptOutRegistry] = None  # set on first use (infra.optout.get_registry)
     outreach: Any = None  # infra.outreach.Outreach; None: the process's (OUTREACH_ENABLED), if any
     _outreach_desk: Optional[OutreachDesk] = None
+    # True: ``_deliver`` sends the reply (it is not the webhook's answer): the conversation is saved
+    # before it and the message id's record after it; False: both in one write after the reply
+    delivers_reply: bool = False
 
     # ------------------------------------------------------------------ webhook
     def _params(self, request: Request) -> Any:
@@ -110,28 +115,36 @@ class SmsConversation:
         message_sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
         sender_id = self.hasher.sender_id(form.get("From"), fallback=message_sid)
         dedupe_ttl = self.settings.dedupe_ttl
-        if message_sid:
-            claimed = await self.store.add(self._sid_key(message_sid), {"status": "processing"}, dedupe_ttl)
+        if message_sid:  # claimed and the conversation read in one round trip
+            claimed, saved = await self.store.add_and_get(self._sid_key(message_sid), {"status": "processing"},
+                                                          dedupe_ttl, self._conv_key(sender_id))
             if not claimed:
                 return await self._duplicate(message_sid, sender_id)
         else:
             self._log.warning("%s request without MessageSid: it cannot be de-duplicated.", self.name())
-        sms = SmsRequest(request, on_new_message, form, sender_id, message_sid, started)
+            saved = await self.store.get(self._conv_key(sender_id))
+        sms = SmsRequest(request, on_new_message, form, sender_id, message_sid, started, saved=saved)
         try:
             reply = await self._process(sms)
         except Exception:
             self._log.exception("%s turn failed; answering with an apology.", self.name())
             reply = gsm.sanitize(self.prompts.get("error", await self._safe_language(request)))
-        await self._deliver(sms, reply)
-        if message_sid:  # a retry of this MessageSid gets this same reply
-            await self.store.set(self._sid_key(message_sid), {"status": "done", "reply": reply or ""}, dedupe_ttl)
+        conv = [(self._conv_key(sender_id), sms.conv.to_dict(), CONV_TTL)] if sms.processed else []
+        # a retry of this MessageSid gets this same reply
+        done = [(self._sid_key(message_sid), {"status": "done", "reply": reply or ""}, dedupe_ttl)] if message_sid else []
+        if self.delivers_reply:
+            await self.store.set_many(conv)
+            await self._deliver(sms, reply)
+            await self.store.set_many(done)
+        else:
+            await self.store.set_many(conv + done)  # the one save per message
         return reply
 
     async def _deliver(self, sms: SmsRequest, reply: Optional[Text]) -> None:
         """Send ``reply`` when the channel does not answer in the webhook's response (Twilio does)."""
 
     async def _process(self, sms: SmsRequest) -> Optional[Text]:
-        conv = sms.conv = await self._load_conv(sms.sender_id)
+        conv = sms.conv = SmsState.from_dict(sms.saved)
         await self._recall_conversation(sms.request, sms.sender_id, conv)
         refused = refusal(sms.form, self.settings)
         optout = await self._optout(sms, conv) if self.settings.optout and refused is None else None
@@ -143,7 +156,7 @@ class SmsConversation:
                      over_budget=False)
         else:
             reply = await self._outreach_or_answer(sms)
-        await self.store.set(self._conv_key(sms.sender_id), conv.to_dict(), CONV_TTL)  # the one save per message
+        sms.processed = True  # ``_handle`` saves ``conv``
         return reply
 
     async def _optout(self, sms: SmsRequest, conv: SmsState) -> Optional[Text]:

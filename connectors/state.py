@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Optional, Text, Tuple
+from typing import Any, Dict, Optional, Sequence, Text, Tuple
 
 from core.config import env
 from infra.redis_client import CHANNEL_STATE_PREFIX, redis_client
@@ -40,6 +40,15 @@ class StateStore:
 
     async def delete(self, key: Text) -> None:
         raise NotImplementedError
+
+    async def add_and_get(self, key: Text, value: Any, ttl: float, other: Text) -> Tuple[bool, Optional[Any]]:
+        """``add(key, value, ttl)`` and ``get(other)`` (one round trip on Redis; not atomic together)."""
+        return await self.add(key, value, ttl), await self.get(other)
+
+    async def set_many(self, items: Sequence[Tuple[Text, Any, float]]) -> None:
+        """``set`` of each ``(key, value, ttl)``, in order (one round trip on Redis; not atomic together)."""
+        for key, value, ttl in items:
+            await self.set(key, value, ttl)
 
 
 class InMemoryStateStore(StateStore):
@@ -131,6 +140,21 @@ class RedisStateStore(StateStore):
 
     async def delete(self, key: Text) -> None:
         await self.client.delete(self._k(key))
+
+    async def add_and_get(self, key: Text, value: Any, ttl: float, other: Text) -> Tuple[bool, Optional[Any]]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(self._k(key), json.dumps(value), px=max(1, int(ttl * 1000)), nx=True)
+            pipe.get(self._k(other))
+            added, raw = await pipe.execute()
+        return bool(added), self._load(raw)
+
+    async def set_many(self, items: Sequence[Tuple[Text, Any, float]]) -> None:
+        if not items:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value, ttl in items:
+                pipe.set(self._k(key), json.dumps(value), px=max(1, int(ttl * 1000)))
+            await pipe.execute()
 
 
 _STORES: Dict[Text, StateStore] = {}

@@ -4,13 +4,13 @@ A turn (transcription + Rasa) runs as a background task whose result is written 
 state store under ``<namespace>:turn:<scope>:<turn_id>``. The webhook waits for it up to
 the turn budget (``VOICE_TURN_BUDGET``, about 10 s):
 
-* answered in time: the result is taken from the store (atomic get-and-delete) and
-  returned in this very response;
+* answered in time: the result is returned in this very response; the store is not
+  touched (``TurnRunner.run``: nobody else knows the turn yet);
 * not in time: the channel answers with a short holding prompt and, on voice, a
   ``<Redirect>`` to ``...?step=await&turn=<turn_id>``; that request (in this process, or in
   another one when the store is Redis) waits again and takes the result.
 
-The record is written once, when the turn ends, and only ``pop`` hands it out, so a turn is
+Once handed over, the record is written once, when the turn ends, and only ``pop`` hands it out, so a turn is
 delivered at most once; a result nobody picked up (the caller was cut off, the holding
 limit was reached) stays listed as pending in the call/conversation state and is prepended
 to the next reply, so no turn is lost either.
@@ -55,7 +55,27 @@ class TurnRunner:
         """Run ``work()`` in the background; its (JSON) result becomes the turn's record."""
         key = self.key(scope, turn_id)
         await self.store.set(key, {"status": RUNNING, "since": time.time()}, self.result_ttl)
-        task = asyncio.get_running_loop().create_task(self._run(key, work))
+        self._track(key, asyncio.get_running_loop().create_task(self._run(key, work)))
+
+    async def run(
+        self, scope: Text, turn_id: Text, work: Callable[[], Awaitable[Any]], timeout: float
+    ) -> Optional[Dict[Text, Any]]:
+        """``start`` then ``wait`` in one, for a turn nobody else knows of yet: the store is
+        written only if the turn outlasts ``timeout`` (then as ``start`` would have), so a turn
+        answered in time costs no round trip to Redis."""
+        key = self.key(scope, turn_id)
+        since = time.time()
+        task = asyncio.get_running_loop().create_task(self._outcome(work))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), max(0.0, timeout))
+        except asyncio.TimeoutError:
+            pass
+        # handed over: listed as running before the caller names the turn (pending, <Redirect>)
+        await self.store.set(key, {"status": RUNNING, "since": since}, self.result_ttl)
+        self._track(key, asyncio.get_running_loop().create_task(self._persist(key, task)))
+        return None
+
+    def _track(self, key: Text, task: "asyncio.Task") -> None:
         self._local[key] = task
 
         def _forget(_: Any) -> None:
@@ -66,16 +86,31 @@ class TurnRunner:
 
         task.add_done_callback(_forget)
 
-    async def _run(self, key: Text, work: Callable[[], Awaitable[Any]]) -> Dict[Text, Any]:
+    @staticmethod
+    async def _outcome(work: Callable[[], Awaitable[Any]]) -> Dict[Text, Any]:
         try:
-            record = {"status": DONE, "result": await work()}
+            return {"status": DONE, "result": await work()}
         except asyncio.CancelledError:
-            record = {"status": FAILED}
-            await self._save(key, record)
             raise
         except Exception:
             logger.exception("A Twilio turn failed.")
-            record = {"status": FAILED}
+            return {"status": FAILED}
+
+    async def _persist(self, key: Text, task: "asyncio.Task") -> Dict[Text, Any]:
+        try:
+            record = await task
+        except asyncio.CancelledError:
+            await self._save(key, {"status": FAILED})
+            raise
+        await self._save(key, record)
+        return record
+
+    async def _run(self, key: Text, work: Callable[[], Awaitable[Any]]) -> Dict[Text, Any]:
+        try:
+            record = await self._outcome(work)
+        except asyncio.CancelledError:
+            await self._save(key, {"status": FAILED})
+            raise
         await self._save(key, record)
         return record
 

@@ -136,6 +136,33 @@ async def test_another_process_picks_up_the_result_through_the_store():
     assert (await a.wait("call", "1", 0.1))["status"] == MISSING
 
 
+async def test_run_answered_in_time_never_touches_the_store():
+    store = InMemoryStateStore()
+    runner = TurnRunner(store, "t")
+    assert await runner.run("call", "1", lambda: _work({"a": 1}), 1.0) == {"status": DONE, "result": {"a": 1}}
+    assert len(store) == 0 and (await runner.wait("call", "1", 0.1))["status"] == MISSING
+
+
+async def test_run_outlasting_its_timeout_is_handed_over_through_the_store():
+    store = InMemoryStateStore()  # stands for Redis shared by two processes
+    a, b = TurnRunner(store, "t"), TurnRunner(store, "t")
+    assert await a.run("call", "1", lambda: _work({"a": 1}, delay=0.3), 0.05) is None
+    assert (await store.get(a.key("call", "1")))["status"] == "running"
+    assert await b.wait("call", "1", 0.01) is None  # another process sees it running
+    assert (await b.wait("call", "1", 1.0))["result"] == {"a": 1}
+    assert (await a.wait("call", "1", 0.1))["status"] == MISSING  # delivered once
+
+
+async def test_run_failing_after_its_timeout_is_reported_as_failed():
+    runner = TurnRunner(InMemoryStateStore(), "t")
+    assert await runner.run("c", "1", lambda: _work(None, delay=0.2, fail=True), 0.01) is None
+    ready, running = await runner.collect_ready("c", ["1"])
+    assert ready == [] and running == ["1"]
+    await asyncio.sleep(0.3)
+    ready, _ = await runner.collect_ready("c", ["1"])
+    assert [r["status"] for r in ready] == [FAILED]
+
+
 # ---------------------------------------------------------------------- Redis
 @pytest_asyncio.fixture
 async def redis_url():
@@ -181,6 +208,20 @@ async def test_redis_store_semantics(redis_url):
     keys = await store.client.keys("*")
     assert all(k.startswith(b"bakame:twilio:") for k in keys)
     await store.client.aclose() if hasattr(store.client, "aclose") else await store.client.close()
+
+
+async def test_redis_store_batched_calls_mean_what_the_single_ones_do(redis_url):
+    for store in (InMemoryStateStore(), _redis_store(redis_url)):
+        await store.set("conv", {"lang": "rw"}, ttl=5)
+        assert await store.add_and_get("sid", {"s": 1}, 5, "conv") == (True, {"lang": "rw"})
+        assert await store.add_and_get("sid", {"s": 2}, 5, "none") == (False, None)
+        assert await store.get("sid") == {"s": 1}
+        await store.set_many([("conv", {"lang": "en"}, 5), ("sid", {"s": 3}, 0.05)])
+        await store.set_many([])
+        assert await store.get("conv") == {"lang": "en"} and await store.get("sid") == {"s": 3}
+        await asyncio.sleep(0.15)
+        assert await store.get("sid") is None  # each item keeps its own ttl
+        await store.delete("conv")
 
 
 async def test_two_processes_share_a_slow_voice_turn_through_redis(redis_url):
