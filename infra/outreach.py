@@ -2,7 +2,7 @@
 reminders, guardian reports (docs/outreach.md).
 
 :class:`Outreach` is what the channels call (``connectors/outreach_voice.py``,
-``connectors/outreach_sms.py``) and the worker that sends:
+``connectors/outreach_desk.py``) and the worker that sends:
 
 * ``request_callback`` -- a missed call on the callback number: limits (per learner per
   Rwanda day, quiet hours) checked at once; a callback job due ``callback_delay`` seconds later
