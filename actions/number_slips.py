@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 
 from core.fuzzy import nearest, similarity
 
@@ -117,22 +117,10 @@ class SlipReader:
     # ------------------------------------------------------------------ rules
     def _keypad_slips(self, keys: List[str]) -> Dict[str, str]:
         same_key = {c: k for k in keys for c in k}
-        slips: Dict[str, str] = {}
-        clashes = set()
-        for word in self.targets:
-            for i, c in enumerate(word):
-                for other in same_key.get(c, ""):
-                    if other == c:
-                        continue
-                    slip = word[:i] + other + word[i + 1:]
-                    if slip in self.numbers or slip in self.real_words:
-                        continue
-                    if slip in slips and self.numbers[slips[slip]][1] != self.numbers[word][1]:
-                        clashes.add(slip)
-                    slips.setdefault(slip, word)
-        for slip in clashes:
-            del slips[slip]
-        return slips
+        pairs = ((word[:i] + other + word[i + 1:], word) for word in self.targets
+                 for i, c in enumerate(word) for other in same_key.get(c, "") if other != c)
+        return self._unambiguous((slip, word) for slip, word in pairs
+                                 if slip not in self.numbers and slip not in self.real_words)
 
     def _typed_slips(self, rows: List[str], min_length: int) -> Dict[str, str]:
         """English number words with two neighbouring letters swapped or one letter replaced by a
@@ -141,41 +129,23 @@ class SlipReader:
         near = {a: [b for b, (rb, xb) in pos.items() if b != a and (
             (rb == ra and abs(xb - xa) == 1) or (abs(rb - ra) == 1 and abs(xb - xa) <= 0.75))]
             for a, (ra, xa) in pos.items()}
-        slips: Dict[str, str] = {}
-        clashes = set()
-        for word in self.targets:
-            if self.numbers[word][0] != "en" or len(word) < min_length:
-                continue
-            variants = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+        def variants(word: str) -> Set[str]:
+            swapped = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
             # A 3-letter word keeps its outline (first and last letter): "oje" is "one", "teh" is no "ten".
             inner = range(1, len(word) - 1) if len(word) < 4 else range(len(word))
-            variants |= {word[:i] + b + word[i + 1:] for i in inner for b in near.get(word[i], ())}
-            for slip in variants - {word}:
-                if slip in self.numbers:
-                    continue
-                if slip in slips and self.numbers[slips[slip]][1] != self.numbers[word][1]:
-                    clashes.add(slip)
-                slips.setdefault(slip, word)
-        for slip in clashes:
-            del slips[slip]
-        return slips
+            return swapped | {word[:i] + b + word[i + 1:] for i in inner for b in near.get(word[i], ())}
+
+        return self._unambiguous(
+            (slip, word) for word in self.targets
+            if self.numbers[word][0] == "en" and len(word) >= min_length
+            for slip in variants(word) - {word} if slip not in self.numbers)
 
     def _dropped_letter(self, min_length: int) -> Dict[str, str]:
         """Kinyarwanda number forms of min_length + 1 letters or more, with one letter left out."""
-        slips: Dict[str, str] = {}
-        clashes = set()
-        for word in self.targets:
-            if self.numbers[word][0] != "rw" or len(word) <= min_length:
-                continue
-            for slip in {word[:i] + word[i + 1:] for i in range(len(word))}:
-                if slip in self.numbers:
-                    continue
-                if slip in slips and self.numbers[slips[slip]][1] != self.numbers[word][1]:
-                    clashes.add(slip)
-                slips.setdefault(slip, word)
-        for slip in clashes:
-            del slips[slip]
-        return slips
+        return self._unambiguous(
+            (slip, word) for word in self.targets
+            if self.numbers[word][0] == "rw" and len(word) > min_length
+            for slip in {word[:i] + word[i + 1:] for i in range(len(word))} if slip not in self.numbers)
 
     def _sound_keys(self, respellings: Mapping[str, Iterable[str]]) -> Dict[str, str]:
         """Sound key -> English number word, keys shared by two values left out."""
@@ -183,18 +153,21 @@ class SlipReader:
                      and self.numbers[w][1] != (0,)]  # "zero"'s key "sr" is too common a sound
         spellings += [(str(sound), str(w)) for w, sounds in respellings.items() if w in self.numbers
                       for sound in sounds]
-        keys: Dict[str, str] = {}
+        keyed = ((sound_key(spelling), word) for spelling, word in spellings)
+        return self._unambiguous((key, word) for key, word in keyed if len(key) >= 2)
+
+    def _unambiguous(self, pairs: Iterable[Tuple[str, str]]) -> Dict[str, str]:
+        """key -> the first number word given for it; a key that words of different values
+        share is left out (a slip that could be either is no evidence for one)."""
+        found: Dict[str, str] = {}
         clashes = set()
-        for spelling, word in spellings:
-            key = sound_key(spelling)
-            if len(key) < 2:
-                continue
-            if key in keys and self.numbers[keys[key]][1] != self.numbers[word][1]:
+        for key, word in pairs:
+            if key in found and self.numbers[found[key]][1] != self.numbers[word][1]:
                 clashes.add(key)
-            keys.setdefault(key, word)
+            found.setdefault(key, word)
         for key in clashes:
-            del keys[key]
-        return keys
+            del found[key]
+        return found
 
     def _sounds_like(self, word: str) -> Optional[Tuple[str, ...]]:
         if len(word) < self.sound_min_length:
