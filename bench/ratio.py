@@ -79,9 +79,13 @@ async def measure_floor(stack: BenchStack, pids: Dict[str, int], messages: int) 
 
 
 async def measure_turns(stack: BenchStack, pids: Dict[str, int], turns: int, tag: str,
-                        profile_to: Optional[Path] = None) -> Dict[str, Any]:
+                        profile_to: Optional[Path] = None, channel: str = "twilio") -> Dict[str, Any]:
+    """``turns`` turns of two learners back to back: the Twilio mix (one SMS, one voice) or,
+    ``channel="rest"``, the same drill over Rasa's REST channel (the connector-overhead baseline)."""
+    from bench.run import MIXES
+
     signer = Signer(BENCH_AUTH_TOKEN, BENCH_PUBLIC_BASE_URL)
-    learners = make_learners({"sms": 0.5, "voice": 0.5}, 2, tag, stack.rasa_url, signer)
+    learners = make_learners(MIXES[channel], 2, tag, stack.rasa_url, signer)
     spy = None
     if profile_to is not None:
         from bench import profile
@@ -89,7 +93,7 @@ async def measure_turns(stack: BenchStack, pids: Dict[str, int], turns: int, tag
         spy = profile.record(stack.procs["rasa"].popen.pid, 600, profile_to, gil=True)
     threads0 = thread_jiffies(stack.procs["rasa"].popen.pid)
     meter = sysinfo.CpuMeter(pids).start()
-    phase = await run_phase(tag, "twilio", learners, duration=600.0, mode="closed", ramp=0.0,
+    phase = await run_phase(tag, channel, learners, duration=600.0, mode="closed", ramp=0.0,
                             max_turns_per_learner=max(1, turns // 2))
     cpu = meter.stop()
     threads1 = thread_jiffies(stack.procs["rasa"].popen.pid)
@@ -114,10 +118,12 @@ def summarise_rounds(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
     parse = [r["floor"]["rasa_cpu_ms"] for r in rounds if r["floor"].get("rasa_cpu_ms") is not None]
     actions = [r["turn"]["actions_cpu_ms"] for r in rounds if r["turn"].get("actions_cpu_ms") is not None]
     med = (lambda xs: round(statistics.median(xs), 2) if xs else None)
-    return {"ratio": med(ratios), "ratio_min": min(ratios) if ratios else None,
+    over_rest = [r["twilio_over_rest"] for r in rounds if r.get("twilio_over_rest") is not None]
+    rest = [r["rest"]["rasa_cpu_ms"] for r in rounds if (r.get("rest") or {}).get("rasa_cpu_ms") is not None]
+    return {"twilio_over_rest": med(over_rest), "rest_rasa_cpu_ms": med(rest), "ratio": med(ratios), "ratio_min": min(ratios) if ratios else None,
             "ratio_max": max(ratios) if ratios else None, "turn_rasa_cpu_ms": med(turn),
             "parse_rasa_cpu_ms": med(parse), "turn_actions_cpu_ms": med(actions),
-            "errors": sum(r["turn"]["errors"] for r in rounds)}
+            "errors": sum(r["turn"]["errors"] + (r.get("rest") or {}).get("errors", 0) for r in rounds)}
 
 
 async def rounds_of(stack: BenchStack, pids: Dict[str, int], args: argparse.Namespace, run_id: str,
@@ -135,7 +141,16 @@ async def rounds_of(stack: BenchStack, pids: Dict[str, int], args: argparse.Name
         log(f"round {i + 1}: parse {floor['rasa_cpu_ms']} ms, turn {turn['rasa_cpu_ms']} ms Rasa CPU "
             f"(+ {turn['actions_cpu_ms']} ms actions) -> {ratio}x; {turn['turns']} turns, {turn['errors']} errors; "
             f"Rasa threads {turn['rasa_threads_ms']}")
-        out.append({"floor": floor, "turn": turn, "ratio": ratio})
+        entry = {"floor": floor, "turn": turn, "ratio": ratio}
+        if args.rest:  # the same drill over REST: Twilio's Rasa CPU per turn / REST's (connector overhead)
+            profile_rest = workdir / f"rest-rasa-{i}.folded" if args.profile and i == args.rounds - 1 else None
+            rest = await measure_turns(stack, pids, args.turns, f"{run_id}s{i}", profile_rest, channel="rest")
+            entry["rest"] = rest
+            entry["twilio_over_rest"] = (round(turn["rasa_cpu_ms"] / rest["rasa_cpu_ms"], 2)
+                                         if turn.get("rasa_cpu_ms") and rest.get("rasa_cpu_ms") else None)
+            log(f"round {i + 1}: REST turn {rest['rasa_cpu_ms']} ms Rasa CPU (+ {rest['actions_cpu_ms']} ms actions)"
+                f" -> Twilio / REST {entry['twilio_over_rest']}x")
+        out.append(entry)
     return out
 
 
@@ -148,6 +163,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--model", default=str(MODEL))
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--profile", action="store_true", help="py-spy on Rasa during the last round's turns")
+    p.add_argument("--rest", action="store_true", help="also the same drill over REST each round: Rasa CPU per "
+                                                       "Twilio turn / per REST turn (connector overhead, in CPU)")
     p.add_argument("--label", default="")
     p.add_argument("--overlay", default="", help="a directory whose packages (infra/, ...) shadow the checkout's "
                                                  "(the servers run that code: measure before / after in one checkout)")
@@ -187,6 +204,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     log(f"{args.label or 'result'}: Rasa CPU per Twilio turn {s['turn_rasa_cpu_ms']} ms, per /model/parse "
         f"{s['parse_rasa_cpu_ms']} ms: ratio {s['ratio']}x (rounds {s['ratio_min']}-{s['ratio_max']}); "
         f"action server {s['turn_actions_cpu_ms']} ms per turn; {s['errors']} errors -> {out.relative_to(ROOT)}")
+    if s.get("twilio_over_rest") is not None:
+        log(f"connector overhead in CPU: Rasa per Twilio turn / per REST turn {s['twilio_over_rest']}x "
+            f"({s['turn_rasa_cpu_ms']} / {s['rest_rasa_cpu_ms']} ms)")
     return 0 if not s["errors"] else 1
 
 

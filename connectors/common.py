@@ -67,7 +67,7 @@ def view_of(tracker: Any) -> ConversationView:
         active_loop = getattr(tracker, "active_loop", None) or {}
         loop = active_loop.get("name") if isinstance(active_loop, dict) else None
     last_bot = None
-    for event in reversed(list(getattr(tracker, "events", []) or [])):
+    for event in reversed(getattr(tracker, "events", None) or ()):  # a deque or a list: no copy
         if type(event).__name__ == "BotUttered" and getattr(event, "text", None):
             last_bot = event.text
             break

@@ -62,6 +62,8 @@ class VoiceOut:
             for lang, endpoint in settings.tts.items()
         }
         self._recorded: Dict[Path, Tuple[int, int, Text]] = {}  # path -> (mtime_ns, size, name)
+        self._folders: Dict[Text, Optional[int]] = {}  # language -> mtime_ns of its recordings folder (None: none)
+        self._paths: Dict[Tuple[Text, Text], Optional[Path]] = {}  # (language, text) -> its recording, if any
         self._running: Dict[Text, "asyncio.Task"] = {}  # name -> synthesis (one per text at a time)
         self._background: Set["asyncio.Task"] = set()
 
@@ -84,6 +86,9 @@ class VoiceOut:
         started = time.perf_counter()
         deadline = time.monotonic() + max(0.0, budget)
         unique = [t for t in dict.fromkeys(spoken(t) for t in texts) if t]
+        self._look_at_recordings(lang)
+        # a task per text only for texts that may have audio; the others are said (issue 16)
+        unique = [t for t in unique if self._may_have_audio(t, lang)]
         try:
             found = await asyncio.gather(*(self.audio(t, lang, deadline) for t in unique), return_exceptions=True)
         except Exception:  # pragma: no cover - gather with return_exceptions does not raise
@@ -124,16 +129,44 @@ class VoiceOut:
         return twiml.render(reply, action_base, speech)
 
     # ------------------------------------------------------------------ recorded prompts
-    def recording_path(self, text: Text, lang: Optional[Text]) -> Optional[Path]:
+    def _may_have_audio(self, text: Text, lang: Optional[Text]) -> bool:
+        chain = self.settings.chain(lang)
+        return (TTS in chain and (lang or "") in self.tts) or (
+            RECORDED in chain and self.recording_path(text, lang) is not None)
+
+    def _look_at_recordings(self, lang: Optional[Text]) -> None:
+        """Forget the recordings looked up in ``lang``'s folder when the folder changed (a file
+        added, removed or renamed changes its mtime): one ``stat`` per reply instead of two or
+        three per text (issue 16)."""
         folder = self.settings.recordings_dir / (lang or "")
-        if not lang or not folder.is_dir():
+        try:
+            state = folder.stat().st_mtime_ns if lang and folder.is_dir() else None
+        except OSError:
+            state = None
+        if self._folders.get(lang or "", "unknown") != state:
+            self._folders[lang or ""] = state
+            self._paths = {k: v for k, v in self._paths.items() if k[0] != (lang or "")}
+
+    def recording_path(self, text: Text, lang: Optional[Text]) -> Optional[Path]:
+        if (lang or "") not in self._folders:
+            self._look_at_recordings(lang)
+        if self._folders.get(lang or "") is None:
             return None
+        cached = (lang or "", text)
+        if cached in self._paths:
+            return self._paths[cached]
+        folder = self.settings.recordings_dir / (lang or "")
         key = keys_by_text().get((lang, spoken(text)))
+        found = None
         for stem in ([key] if key else []) + [text_hash(text)]:
             path = folder / f"{stem}.wav"
             if path.is_file():
-                return path
-        return None
+                found = path
+                break
+        if len(self._paths) > 10_000:  # replies of the LLM tutors are all different: bounded
+            self._paths.clear()
+        self._paths[cached] = found
+        return found
 
     async def _from_recording(self, text: Text, lang: Optional[Text]) -> Optional[Text]:
         path = self.recording_path(text, lang)

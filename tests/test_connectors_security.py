@@ -233,3 +233,27 @@ async def test_normalise_number():
     assert normalise_number("client:Alice") == "client:alice"
     with pytest.raises(ValueError):
         SenderIdHasher("")
+
+
+# ---------------------------------------------------------------------- one HMAC, the library's verdict
+@pytest.mark.parametrize("signed_url,checked_url", [
+    ("https://bakame.example.org/webhooks/twilio_sms/webhook", "https://bakame.example.org/webhooks/twilio_sms/webhook"),
+    ("https://bakame.example.org:443/webhooks/twilio_sms/webhook", "https://bakame.example.org/webhooks/twilio_sms/webhook"),
+    ("https://bakame.example.org/webhooks/twilio_sms/webhook", "https://bakame.example.org:443/webhooks/twilio_sms/webhook"),
+    ("http://10.0.0.5:5005/webhooks/twilio_voice/webhook?step=input", "http://10.0.0.5:5005/webhooks/twilio_voice/webhook?step=input"),
+    ("http://10.0.0.5/webhooks/twilio_voice/webhook?step=input", "http://10.0.0.5:80/webhooks/twilio_voice/webhook?step=input"),
+    ("https://bakame.example.org/webhooks/twilio_sms/webhook", "https://bakame.example.org/webhooks/twilio_sms/webhook?x=1"),
+    ("https://bakame.example.org:8443/webhooks/twilio_sms/webhook", "https://bakame.example.org/webhooks/twilio_sms/webhook"),
+])
+@pytest.mark.parametrize("token", [AUTH_TOKEN, "another-token"])
+async def test_the_signature_check_agrees_with_twilios_validator(signed_url, checked_url, token):
+    """The check computes one HMAC where ``RequestValidator.validate`` computes two (issue 16);
+    its verdict must be the library's for every URL form Twilio may have signed."""
+    from twilio.request_validator import RequestValidator
+
+    params = sms_params("seven", FromZip="")
+    signature = RequestValidator(token).compute_signature(signed_url, params)
+    auth = TwilioRequestAuthenticator(AUTH_TOKEN)
+    expected = RequestValidator(AUTH_TOKEN).validate(checked_url, params, signature)
+    assert auth._signed(checked_url, params, signature) is expected
+    assert auth._signed(checked_url, params, signature + "x") is False

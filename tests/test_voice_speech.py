@@ -154,6 +154,21 @@ async def test_a_recording_wins_over_tts(tmp_path, fake_openai):
     assert (await out.audio("Another text", "rw"))[0] == "tts"
 
 
+async def test_a_recording_added_while_the_server_runs_is_played_at_the_next_reply(tmp_path):
+    """Lookups are remembered per folder (issue 16) and forgotten when the folder changes."""
+    folder = tmp_path / "recordings" / "rw"
+    out = voice_out(tmp_path, None, chain=["recorded", "say"])
+    assert (await played(out, QUESTION)).name == "Say"  # no folder yet
+    folder.mkdir(parents=True)
+    assert (await played(out, QUESTION)).name == "Say"  # an empty folder
+    (folder / f"{text_hash(QUESTION)}.wav").write_bytes(speech_wav("recorded"))
+    verb = await played(out, QUESTION)
+    assert verb.name == "Play"
+    assert parse_wav((await out.serve(verb.value.rsplit("/", 1)[1])).body).heard() == "recorded"
+    (folder / f"{text_hash(QUESTION)}.wav").unlink()
+    assert (await played(out, QUESTION)).name == "Say"  # removed: said again
+
+
 async def test_the_configured_order_is_followed(tmp_path, fake_openai):
     folder = tmp_path / "recordings" / "rw"
     folder.mkdir(parents=True)
