@@ -94,10 +94,12 @@ def render(results: Dict[str, Any]) -> str:
     if overhead:
         out.append("#### Connector overhead: Twilio channels vs Rasa's REST channel (same server, same model, same messages)")
         out.append(table(["learners", "each learner", "Twilio p50", "REST p50", "ratio p50", "Twilio p95", "REST p95",
-                          "ratio p95", "throughput ratio"],
+                          "ratio p95", "throughput ratio", "CPU ms/turn, all tiers: Twilio / REST", "ratio CPU"],
                          [[o["concurrency"], _load_label(o), fmt(o.get("twilio_p50_ms")), fmt(o.get("rest_p50_ms")),
                            fmt(o.get("ratio_p50"), 2), fmt(o.get("twilio_p95_ms")), fmt(o.get("rest_p95_ms")),
-                           fmt(o.get("ratio_p95"), 2), fmt(o.get("ratio_throughput"), 2)] for o in overhead]))
+                           fmt(o.get("ratio_p95"), 2), fmt(o.get("ratio_throughput"), 2),
+                           f"{fmt(o.get('twilio_cpu_ms'), 1)} / {fmt(o.get('rest_cpu_ms'), 1)}",
+                           fmt(o.get("ratio_cpu"), 2)] for o in overhead]))
         out.append("")
 
     split = [(p, p.get("rasa_split")) for p in phases if p.get("rasa_split")]

@@ -113,8 +113,21 @@ def overhead_rows(phases: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             "twilio_p95_ms": tw.get("p95_ms"), "rest_p95_ms": rest.get("p95_ms"),
             "ratio_p95": ratio(tw.get("p95_ms"), rest.get("p95_ms")),
             "ratio_throughput": ratio(tw.get("turns_per_s"), rest.get("turns_per_s")),
+            # CPU per turn of every tier (Rasa, actions, Redis, PostgreSQL): what saturation follows,
+            # and unlike latency it holds on a busy machine
+            "twilio_cpu_ms": tiers_cpu_ms(tw), "rest_cpu_ms": tiers_cpu_ms(rest),
+            "ratio_cpu": ratio(tiers_cpu_ms(tw), tiers_cpu_ms(rest)),
         })
     return rows
+
+
+def tiers_cpu_ms(phase: Dict[str, Any]) -> Optional[float]:
+    """CPU ms per turn of our processes and the Redis and PostgreSQL serving them (no load generator)."""
+    per = phase.get("cpu_ms_per_turn") or {}
+    if per.get("stack") is None:
+        return None
+    services = sum(v for k, v in per.items() if k in ("redis", "postgres", "postgresql"))
+    return round(per["stack"] + services, 1)
 
 
 async def load_phases(stack: BenchStack, plan: Dict[str, Any], run: str, signer: Signer, cpu_pids: Dict[str, int],
@@ -255,7 +268,8 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         targets.append({
             "target": "connector overhead within 10 % of the REST channel (p50 latency)",
             "measured": "ratio " + ", ".join(f"{report.fmt(o.get('ratio_p50'), 2)} ({o['concurrency']} {o['mode']})"
-                                             for o in overhead),
+                                             for o in overhead)
+                        + "; CPU per turn, all tiers: " + ", ".join(report.fmt(o.get("ratio_cpu"), 2) for o in overhead),
             "met": bool(worst.get("ratio_p50") is not None and all((o.get("ratio_p50") or 9) <= 1.10 for o in overhead)),
         })
     for ls in results.get("long_session") or []:

@@ -282,3 +282,20 @@ def test_the_cpu_ratio_target_divides_a_twilio_turn_by_a_parse():
     results["load"][3]["cpu_ms_per_turn"]["rasa"] = 20.0
     assert [t["met"] for t in evaluate_targets(results) if "/model/parse" in t["target"]] == [True]
     assert turn_to_parse_cpu({"load": results["load"]}) is None  # no NLU phase: no row
+
+
+def test_connector_overhead_rows_compare_cpu_of_every_tier():
+    from bench.run import overhead_rows
+
+    def phase(channel, p50, rasa, actions, redis, postgres):
+        return {"channel": channel, "mode": "closed", "concurrency": 25, "p50_ms": p50, "p95_ms": p50 * 2,
+                "turns_per_s": 50.0, "cpu_ms_per_turn": {"rasa": rasa, "action_server": actions,
+                                                          "load_generator": 9.0, "stack": rasa + actions,
+                                                          "redis": redis, "postgres": postgres}}
+
+    [row] = overhead_rows([phase("twilio", 120.0, 18.0, 7.0, 1.5, 0.5), phase("rest", 100.0, 15.0, 7.0, 1.0, 0.5)])
+    assert (row["twilio_cpu_ms"], row["rest_cpu_ms"]) == (27.0, 23.5)  # the load generator is not a tier
+    assert row["ratio_cpu"] == pytest.approx(27.0 / 23.5, abs=0.01) and row["ratio_p50"] == pytest.approx(1.2)
+    [no_cpu] = overhead_rows([dict(phase("twilio", 1.0, 1, 1, 1, 1), cpu_ms_per_turn={}),
+                              phase("rest", 1.0, 1, 1, 1, 1)])
+    assert no_cpu["ratio_cpu"] is None
