@@ -5,6 +5,7 @@
       url: ${REDIS_HOST}          # plus port, db, password, use_ssl
       key_prefix: ${REDIS_KEY_PREFIX}
       record_exp: ${TRACKER_EXPIRY_SECONDS}   # sliding expiry since the last turn
+      # optional: outbox_sweep_interval (20 s; 0: this process never sweeps), outbox_grace (30 s)
 
 Same keys and format as Rasa's ``RedisTrackerStore`` (``<prefix>:tracker:<sender_id>``,
 the tracker as JSON), with these differences:
@@ -330,7 +331,10 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
             try:
                 if int(field.split(":", 1)[0]) > cutoff:
                     continue
-                bodies.extend(json.loads(value))
+                turn = json.loads(value)
+                if not isinstance(turn, list) or not all(isinstance(body, dict) for body in turn):
+                    raise ValueError(field)
+                bodies.extend(turn)
             except (ValueError, TypeError):  # not ours: dropped, not published
                 logger.warning("outbox: unreadable entry %r removed", field[:40])
             due.append(field)
