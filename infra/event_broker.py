@@ -23,7 +23,12 @@ database down or restarting, the turn fails. Here:
 3. **No duplicates**: a crash between the PostgreSQL commit and the spool delete, two
    processes flushing one spool, or the same event published twice all end in the unique
    index on ``event_key``. **No loss**: an event leaves the spool only after PostgreSQL
-   committed it; a restarted process flushes what the previous one left.
+   committed it; a restarted process flushes what the previous one left. Before the spool,
+   the tracker store keeps each turn's events in an outbox in Redis, written with the
+   tracker itself and removed once ``publish_rows`` reports them on disk
+   (:mod:`infra.tracker_store`): a process killed between its tracker write and its spool
+   write loses nothing either -- another process's sweep publishes them (a turn published
+   twice is kept once, as above).
 
 The ``events`` table keeps Rasa's schema (``id`` serial, ``sender_id``, ``data`` = the
 event as JSON, exactly what ``SQLEventBroker`` writes) plus one nullable column
@@ -82,6 +87,22 @@ def event_key(event: Dict[Text, Any]) -> Text:
     sender_id, type and timestamp; two events with the same key are the same event)."""
     canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+SpoolRow = Tuple[Text, Optional[Text], Text]  # event_key, sender_id, the event as JSON
+
+
+def spool_rows(events: List[Dict[Text, Any]]) -> List[SpoolRow]:
+    """The spool's rows for these events, each serialised once (the tracker store also puts
+    these JSON texts in its outbox); an event that is not JSON-serialisable is dropped, as
+    Rasa's SQL broker would fail on it too."""
+    rows = []
+    for event in events:
+        try:
+            rows.append((event_key(event), event.get("sender_id"), json.dumps(event)))
+        except Exception:  # noqa: BLE001
+            logger.exception("event could not be serialised; dropped")
+    return rows
 
 
 def build_url(
@@ -183,16 +204,16 @@ class BufferedSQLEventBroker(EventBroker):
         """Spool the event and return; never raises (a turn must not fail here)."""
         self.publish_many([event])
 
-    def publish_many(self, events: List[Dict[Text, Any]]) -> None:
+    def publish_many(self, events: List[Dict[Text, Any]]) -> bool:
         """Spool several events in one transaction (one fsync: a whole turn at once)."""
-        rows = []
-        for event in events:
-            try:
-                rows.append((event_key(event), event.get("sender_id"), json.dumps(event)))
-            except Exception:  # noqa: BLE001 - not JSON-serialisable: Rasa's broker would fail too
-                logger.exception("event could not be serialised; dropped")
+        return self.publish_rows(spool_rows(events))
+
+    def publish_rows(self, rows: List[SpoolRow]) -> bool:
+        """Spool rows made by :func:`spool_rows`; never raises. ``True`` when they are on disk,
+        ``False`` when the spool failed and they are kept in memory only (until it works)."""
         if not rows:
-            return
+            return True
+        durable = True
         try:
             self._drain_memory()
             self.spool.append(rows)
@@ -200,7 +221,9 @@ class BufferedSQLEventBroker(EventBroker):
             logger.exception("could not write the event spool; keeping %d event(s) in memory", len(rows))
             with self._memory_lock:
                 self._memory.extend(rows)
+            durable = False
         self._wake.set()
+        return durable
 
     def is_ready(self) -> bool:
         return True

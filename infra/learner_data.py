@@ -26,7 +26,9 @@ What one learner has, per store:
   learner's events. Keys are found with SCAN and an exact ``:``-delimited match, never
   KEYS or FLUSH. Outreach (``<prefix>:outreach:``, ``infra.number_store``): the learner's
   sealed number, guardian link (and the guardian's number when no other learner names
-  them), queued callbacks, reminders and reports, today's counters.
+  them), queued callbacks, reminders and reports, today's counters. The event outbox
+  (``<prefix>:event_outbox``, :mod:`infra.tracker_store`): the fields ending in ``:<id>``, a
+  turn's events on their way to the spool (exported as ``outbox_events``).
 * PostgreSQL: ``events`` rows with ``sender_id = <id>``; ``learner_progress`` and
   ``learner_profile`` rows with ``learner_id = <id>`` (the actions use the sender id).
 * the event spools (SQLite at ``EVENT_SPOOL_PATH`` and, beside it, those of the other Rasa
@@ -199,17 +201,33 @@ class RedisData:
         match = glob_escape(self.lock_prefix + sender_id) + ":*"
         return sorted(k.decode("utf-8", "replace") for k in self.locks.scan_iter(match=match, count=1000))
 
+    def outbox(self, sender_id: str) -> Dict[bytes, bytes]:
+        """The learner's entries in the event outbox (fields ``<ms>:<random>:<id>``)."""
+        from infra.tracker_store import outbox_key
+
+        match = "*:*:" + glob_escape(sender_id)
+        return {f: v for f, v in self.main.hscan_iter(outbox_key(self.stores.key_prefix), match=match, count=1000)
+                if f.decode("utf-8", "replace").split(":", 2)[-1] == sender_id}
+
     def export(self, sender_id: str, identifiers: Set[str]) -> Dict[str, Any]:
         state = {k[len(self.state_prefix):]: read_key(self.main, k) for k in self.channel_keys(identifiers)}
         locks = {k: read_key(self.locks, k) for k in self.lock_keys(sender_id)}
         from infra.number_store import export_sync, outreach_prefix
 
+        outbox: List[Any] = []
+        for _, value in sorted(self.outbox(sender_id).items()):  # oldest first
+            turn = _json(value.decode("utf-8", "replace"))
+            outbox.extend(turn if isinstance(turn, list) else [turn])
         return {"tracker": tracker_as_rasa_dict(sender_id, self.stored_events(sender_id)),
-                "channel_state": state, "locks": locks,
+                "channel_state": state, "locks": locks, "outbox_events": outbox,
                 "outreach": export_sync(self.main, sender_id, outreach_prefix(self.stores.key_prefix))}
 
     def erase(self, sender_id: str, identifiers: Set[str], counts: Dict[str, int]) -> None:
+        from infra.tracker_store import outbox_key
+
         counts["redis tracker"] += int(self.main.delete(self.tracker_key(sender_id)))
+        fields = list(self.outbox(sender_id))
+        counts["redis event outbox"] += int(self.main.hdel(outbox_key(self.stores.key_prefix), *fields)) if fields else 0
         channel = self.channel_keys(identifiers)
         counts["redis channel state"] += int(self.main.delete(*channel)) if channel else 0
         counts["redis rate limits"] += int(self.main.delete(*self.rate_limit_keys(sender_id)))
@@ -403,7 +421,7 @@ class ProgressRows:
 
 
 # --------------------------------------------------------------------------- commands
-ERASE_REPORT = (("redis tracker", "key"), ("redis channel state", "key"), ("redis turn locks", "key"),
+ERASE_REPORT = (("redis tracker", "key"), ("redis event outbox", "turn"), ("redis channel state", "key"), ("redis turn locks", "key"),
                 ("redis rate limits", "key"), ("outreach numbers, guardian links, jobs", "key"),
                 ("events (PostgreSQL)", "row"), ("event spool", "row"), ("progress", "row"), ("profile", "row"))
 

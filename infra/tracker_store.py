@@ -5,6 +5,7 @@
       url: ${REDIS_HOST}          # plus port, db, password, use_ssl
       key_prefix: ${REDIS_KEY_PREFIX}
       record_exp: ${TRACKER_EXPIRY_SECONDS}   # sliding expiry since the last turn
+      # optional: outbox_sweep_interval (20 s; 0: this process never sweeps), outbox_grace (30 s)
 
 Same keys and format as Rasa's ``RedisTrackerStore`` (``<prefix>:tracker:<sender_id>``,
 the tracker as JSON), with these differences:
@@ -18,7 +19,18 @@ the tracker as JSON), with these differences:
   stops and the channel apologises instead (:mod:`infra.rest_channel`). Without it this
   store logs a warning when Rasa creates it.
 * new events go to the event broker only AFTER the tracker was written (Rasa publishes
-  first), so the events table never holds a turn the tracker does not.
+  first), so the events table never holds a turn the tracker does not -- and none is lost
+  when the process dies in between (a SIGKILL mid-load): the write that stores the tracker
+  also stores the turn's new events in an **outbox** in Redis, atomically (one Lua script,
+  one round trip): the hash ``<prefix>:event_outbox``, field ``<ms since epoch>:<random>:<sender
+  id>``, value the JSON list of the event bodies the broker gets. Once the broker has them on
+  disk (its fsync'ed spool, :mod:`infra.event_broker`) the field is removed, batched (below).
+  Every process sweeps the outbox every ``outbox_sweep_interval`` seconds (20): entries older
+  than ``outbox_grace`` (30 s; a live process removes its own within a second) are published
+  through its own broker, then removed -- a killed process's last turn reaches PostgreSQL
+  through the survivors. Published twice (the process died after the spool write, before the
+  removal) is harmless: the spool and the ``events`` table keep one row per event key.
+  Without an event broker there is no outbox.
 * the learner's language is remembered in-process, for the apology when Redis is down.
 * linear-time save and retrieve (issue 6, docs/benchmarks.md): Rasa 3.6 merges the stored
   and the turn's tracker comparing every event with every other one whenever the stored
@@ -47,7 +59,11 @@ the tracker as JSON), with these differences:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
+import secrets
+import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Text
 
 import ujson
@@ -67,9 +83,32 @@ from rasa.shared.core.trackers import (
 from core.config import as_float, as_int
 from infra import rasa_patches
 from infra.errors import StoreUnavailable, languages
+from infra.event_broker import SpoolRow, spool_rows
 from infra.redis_client import ResilientRedis
 
 logger = logging.getLogger(__name__)
+
+OUTBOX_SWEEP_INTERVAL = 20.0  # seconds between two sweeps of the outbox by one process (0: never)
+OUTBOX_GRACE = 30.0  # seconds an outbox entry is left to the process that wrote it
+OUTBOX_REMOVE_DELAY = 0.1  # seconds delivered entries wait, so the turns of that moment share one HDEL
+
+
+def outbox_key(key_prefix: Optional[Text]) -> Text:
+    """The outbox hash of a store with that ``key_prefix`` (beside, not among, its tracker keys)."""
+    return f"{key_prefix}:event_outbox" if key_prefix else "event_outbox"
+
+
+class _Outgoing:
+    """A turn's new events on their way to the broker: its outbox field and value, and the
+    bodies serialised once (``rows``: the spool's rows; ``value``: the same JSON texts)."""
+
+    __slots__ = ("field", "bodies", "rows", "value")
+
+    def __init__(self, sender_id: Text, bodies: List[Dict[Text, Any]]) -> None:
+        self.field = f"{int(time.time() * 1000)}:{secrets.token_hex(4)}:{sender_id}"
+        self.bodies = bodies
+        self.rows = spool_rows(bodies)
+        self.value = "[" + ",".join(row[2] for row in self.rows) + "]"
 
 
 class ResilientRedisTrackerStore(RedisTrackerStore):
@@ -96,6 +135,8 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
         retry_backoff: Any = None,
         compact_after_turns: Any = None,
         compact_keep_turns: Any = None,
+        outbox_sweep_interval: Any = None,
+        outbox_grace: Any = None,
         **kwargs: Any,
     ) -> None:
         if "failsafe" not in rasa_patches.installed():
@@ -103,6 +144,12 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
                            "is down, Rasa will answer from an empty conversation instead of apologising.")
         self.compact_after = as_int(compact_after_turns, 24)
         self.compact_keep = max(2, as_int(compact_keep_turns, 8))
+        self.outbox_key = outbox_key(key_prefix or None)
+        self.outbox_sweep_interval = as_float(outbox_sweep_interval, OUTBOX_SWEEP_INTERVAL)
+        self.outbox_grace = max(0.0, as_float(outbox_grace, OUTBOX_GRACE))
+        self._sweeper: Optional[asyncio.Task] = None
+        self._remover: Optional[asyncio.Task] = None
+        self._delivered: List[Text] = []  # outbox fields whose events are spooled, to remove
         self.redis = ResilientRedis(
             "conversation store (Redis)",
             host=host, port=port, db=db, username=username, password=password, use_ssl=use_ssl,
@@ -121,6 +168,7 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
 
     # ------------------------------------------------------------------ save
     async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
+        self._start_sweeper()
         key = self.key_prefix + tracker.sender_id
         read = tracker.__dict__.pop("_bakame_stored", None)  # (stored text, its events) of retrieve
         if read is not None and await self._save_continued(key, tracker, read[0], read[1], timeout):
@@ -164,17 +212,20 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
                 or compact(tracker, live, self.compact_after, self.compact_keep) is not None:
             return False
         new_events = live[len(raw) - split:]
-        added = ",".join(ujson.dumps(e.as_dict(), ensure_ascii=False, escape_forward_slashes=False)
-                         for e in new_events)
+        dicts = [e.as_dict() for e in new_events]  # once, for the tracker text and the broker
+        added = ",".join(ujson.dumps(d, ensure_ascii=False, escape_forward_slashes=False) for d in dicts)
         head = stored[:-len(tail)]
         serialised = head + ("," if added and not head.endswith("[") else "") + added + tail
         was = stored.encode("utf-8")
         expiry = timeout or self.record_exp
+        outgoing = self._outgoing(tracker.sender_id, dicts)
+        field, value = (outgoing.field, outgoing.value) if outgoing else ("", "")
         written = await self.redis.call(lambda r: r.eval(
-            SET_IF_UNCHANGED, 1, key, serialised, len(was), was[-_GUARD_BYTES:], int(expiry) if expiry else 0))
+            SET_IF_UNCHANGED, 2, key, self.outbox_key, serialised, len(was), was[-_GUARD_BYTES:],
+            int(expiry) if expiry else 0, field, value))
         if not int(written):
             return False
-        await self._after_write(tracker, new_events)
+        await self._after_write(tracker, outgoing)
         return True
 
     async def _save_merged(self, key: Text, tracker: DialogueStateTracker, stored: Any,
@@ -187,30 +238,112 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
 
     async def _write(self, key: Text, serialised: Text, tracker: DialogueStateTracker, new_events: List[Any],
                      timeout: Optional[float]) -> None:
-        """The tracker into Redis, then (only then) its new events to the event broker."""
+        """The tracker and its new events' outbox entry into Redis (one script: both or
+        neither), then (only then) the new events to the event broker."""
         expiry = timeout or self.record_exp
-        await self.redis.call(lambda r: r.set(key, serialised, ex=int(expiry) if expiry else None))
-        await self._after_write(tracker, new_events)
+        outgoing = self._outgoing(tracker.sender_id, [e.as_dict() for e in new_events]) \
+            if self.event_broker is not None else None
+        if outgoing is None:
+            await self.redis.call(lambda r: r.set(key, serialised, ex=int(expiry) if expiry else None))
+        else:
+            await self.redis.call(lambda r: r.eval(SET_WITH_OUTBOX, 2, key, self.outbox_key, serialised,
+                                                   int(expiry) if expiry else 0, outgoing.field, outgoing.value))
+        await self._after_write(tracker, outgoing)
 
-    async def _after_write(self, tracker: DialogueStateTracker, new_events: List[Any]) -> None:
+    def _outgoing(self, sender_id: Text, dicts: List[Dict[Text, Any]]) -> Optional[_Outgoing]:
+        """The turn's event bodies as Rasa publishes them (``sender_id`` + the event), or
+        ``None`` when there is nothing to deliver (no broker, no new event): no outbox entry."""
+        if self.event_broker is None or not dicts:
+            return None
+        return _Outgoing(sender_id, [{"sender_id": sender_id, **d} for d in dicts])
+
+    async def _after_write(self, tracker: DialogueStateTracker, outgoing: Optional[_Outgoing]) -> None:
         languages.remember(tracker.sender_id, tracker.get_slot("language"))
-        if self.event_broker is not None and new_events:
-            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+        if outgoing is not None and await self._deliver(outgoing.bodies, outgoing.rows):
+            self._remove_from_outbox([outgoing.field])
 
-    async def _stream_new_events(self, event_broker: EventBroker, new_events: List[Any], sender_id: Text) -> None:
-        """As Rasa's (same event bodies), but one ``publish_many`` call per turn when the
-        broker has it (:class:`infra.event_broker.BufferedSQLEventBroker`: one fsync)."""
-        bodies = []
-        for event in new_events:
-            body: Dict[Text, Any] = {"sender_id": sender_id}
-            body.update(event.as_dict())
-            bodies.append(body)
-        publish_many = getattr(event_broker, "publish_many", None)
-        if callable(publish_many):  # an fsync'ed spool write: not on the event loop
-            await asyncio.get_running_loop().run_in_executor(None, publish_many, bodies)
+    async def _deliver(self, bodies: List[Dict[Text, Any]], rows: List[SpoolRow]) -> bool:
+        """Hand events to the broker: one ``publish_rows`` (:class:`~infra.event_broker.
+        BufferedSQLEventBroker`: the rows serialised once, one fsync) off the event loop, else
+        ``publish_many`` or ``publish``. ``True`` once they are safe (on disk): their outbox
+        entry may go."""
+        broker = self.event_broker
+        loop = asyncio.get_running_loop()
+        publish_rows = getattr(broker, "publish_rows", None)
+        if callable(publish_rows):  # an fsync'ed spool write: not on the event loop
+            return bool(await loop.run_in_executor(None, publish_rows, rows))
+        publish_many = getattr(broker, "publish_many", None)
+        if callable(publish_many):
+            await loop.run_in_executor(None, publish_many, bodies)
         else:
             for body in bodies:
-                event_broker.publish(body)
+                broker.publish(body)
+        return True
+
+    # ------------------------------------------------------------------ outbox
+    def _remove_from_outbox(self, fields: List[Text]) -> None:
+        """Remove delivered entries soon, off the turn's path: the fields collected while one
+        task waits and runs its HDEL go into the next one, so busy moments share a command
+        (piggy-backing them on the next save's script would leave a quiet process's entries
+        to the other processes' sweeps, published twice)."""
+        self._delivered.extend(fields)
+        if self._remover is None or self._remover.done():
+            self._remover = asyncio.get_running_loop().create_task(self._remove_delivered())
+
+    async def _remove_delivered(self) -> None:
+        while self._delivered:
+            await asyncio.sleep(OUTBOX_REMOVE_DELAY)
+            fields, self._delivered = self._delivered, []
+            try:
+                await self.redis.call(lambda r: r.hdel(self.outbox_key, *fields))
+            except Exception as exc:  # noqa: BLE001 - left in the outbox: a sweep publishes them again (kept once)
+                logger.warning("could not remove %d delivered outbox entr(ies): %s", len(fields), type(exc).__name__)
+
+    def _start_sweeper(self) -> None:
+        """The periodic sweep, started by the first save on this event loop (never waited for)."""
+        if self.event_broker is None or self.outbox_sweep_interval <= 0:
+            return
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:  # jittered, so the processes' sweeps spread out
+            await asyncio.sleep(self.outbox_sweep_interval * random.uniform(0.75, 1.25))
+            try:
+                swept = await self.sweep_outbox()
+                if swept:
+                    logger.warning("outbox: %d turn(s) of events published for a process that did not", swept)
+            except Exception as exc:  # noqa: BLE001 - Redis or the disk down: the next sweep tries again
+                logger.warning("outbox sweep failed: %s", type(exc).__name__)
+
+    async def sweep_outbox(self) -> int:
+        """Publish the outbox entries older than ``outbox_grace`` (their writer died before its
+        broker had them) through this process's broker, then remove them; how many."""
+        if self.event_broker is None:
+            return 0
+        key, cutoff = self.outbox_key, (time.time() - self.outbox_grace) * 1000
+
+        async def scan(r: Any) -> List[Any]:
+            return [item async for item in r.hscan_iter(key, count=500)]
+
+        due, bodies = [], []
+        for field, value in await self.redis.call(scan):
+            try:
+                if int(field.split(":", 1)[0]) > cutoff:
+                    continue
+                turn = json.loads(value)
+                if not isinstance(turn, list) or not all(isinstance(body, dict) for body in turn):
+                    raise ValueError(field)
+                bodies.extend(turn)
+            except (ValueError, TypeError):  # not ours: dropped, not published
+                logger.warning("outbox: unreadable entry %r removed", field[:40])
+            due.append(field)
+        if not due:
+            return 0
+        if bodies and not await self._deliver(bodies, spool_rows(bodies)):
+            return 0  # the spool is failing: kept for the next sweep
+        await self.redis.call(lambda r: r.hdel(key, *due))
+        return len(due)
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """Publishing happens in :meth:`save`, after the write (not before it)."""
@@ -260,13 +393,23 @@ class ResilientRedisTrackerStore(RedisTrackerStore):
 
 
 # The key holds exactly what was read (same length, same last bytes: the last event's
-# timestamp is among them): then write the new text. KEYS[1]; ARGV: text, length, last
-# bytes, expiry in seconds (0: none). 1 when written.
+# timestamp is among them): then write the new text and the turn's outbox entry. KEYS: the
+# tracker, the outbox; ARGV: text, length, last bytes, expiry in seconds (0: none), outbox
+# field ('': no entry) and value. 1 when written.
 SET_IF_UNCHANGED = """
 if redis.call('STRLEN', KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
 if redis.call('GETRANGE', KEYS[1], -string.len(ARGV[3]), -1) ~= ARGV[3] then return 0 end
 if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
 else redis.call('SET', KEYS[1], ARGV[1]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], ARGV[5], ARGV[6]) end
+return 1
+"""
+# The tracker and the turn's outbox entry, together. KEYS: the tracker, the outbox; ARGV:
+# text, expiry in seconds (0: none), outbox field and value.
+SET_WITH_OUTBOX = """
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 _GUARD_BYTES = 96

@@ -30,6 +30,7 @@ from connector_fixtures import TwilioClient, messages_of, parse_twiml, sms_param
 from connectors.security import SenderIdHasher
 from infra.event_broker import BufferedSQLEventBroker
 from infra.settings import production_env
+from infra.tracker_store import outbox_key
 from tests.services import LocalPostgres, RedisServer
 from tests.stack import ROOT, Stack, ensure_model, stack_env
 from tests.test_connectors_e2e import Phone, fresh_number
@@ -104,6 +105,12 @@ def world(tmp_path_factory):
         broker.publish_many([{"sender_id": x.sender, "event": "user", "text": f"late words of {x.name}",
                               "timestamp": time.time()} for x in (a, b)])
         broker.stop()
+        # ... and one turn each in the event outbox, as a process killed before spooling it leaves it
+        client = redis.Redis.from_url(redis_server.url)
+        for x in (a, b):
+            client.hset(outbox_key(env["REDIS_KEY_PREFIX"]), f"{int(time.time() * 1000)}:0badc0de:{x.sender}",
+                        json.dumps([{"sender_id": x.sender, "event": "user", "text": f"outbox words of {x.name}",
+                                     "timestamp": time.time()}]))
         yield {"env": env, "redis": redis.Redis.from_url(redis_server.url), "pg": pg.url, "a": a, "b": b,
                "spool": Path(env["EVENT_SPOOL_PATH"]), "workdir": workdir}
     finally:
@@ -158,8 +165,14 @@ def spooled(path: Path, learner: Learner) -> List[tuple]:
                             (learner.sender,)).fetchall()
 
 
+def outboxed(world, learner: Learner) -> Dict[bytes, bytes]:
+    """The learner's entries in the event outbox (field ``<ms>:<random>:<sender id>``)."""
+    entries = world["redis"].hgetall(outbox_key(world["env"]["REDIS_KEY_PREFIX"]))
+    return {f: v for f, v in entries.items() if f.decode().split(":", 2)[2] == learner.sender}
+
+
 def erase_counts(stdout: str) -> Dict[str, int]:
-    lines = [re.match(r"^\s+(.+?)\s+(\d+) (?:key|row)s? removed$", line) for line in stdout.splitlines()[1:]]
+    lines = [re.match(r"^\s+(.+?)\s+(\d+) (?:key|row|turn)s? removed$", line) for line in stdout.splitlines()[1:]]
     assert lines and all(lines), stdout
     return {m.group(1): int(m.group(2)) for m in lines}
 
@@ -173,6 +186,8 @@ def test_export_then_erase_one_learner_leaves_nothing_of_them_and_everything_of_
     assert len(spooled(spool, a)) == 1 and len(spooled(spool, b)) == 1
     redis_before = redis_snapshot(r)
     assert redis_traces(r, a.identifiers) and redis_traces(r, b.identifiers)
+    assert outboxed(world, a) and outboxed(world, b)
+    b_outbox = outboxed(world, b)
 
     # ---- export A
     out = world["workdir"] / "export-a.json"
@@ -188,6 +203,7 @@ def test_export_then_erase_one_learner_leaves_nothing_of_them_and_everything_of_
     assert f"my name is {a.name}" in user_texts and document["tracker"]["slots"]["name"] == a.name
     assert [row["id"] for row in document["events"]] == [row[0] for row in a_before["events"]]
     assert [row["event"]["text"] for row in document["spooled_events"]] == [f"late words of {a.name}"]
+    assert f"outbox words of {a.name}" in [e.get("text") for e in document["outbox_events"]]
     assert "math" in document["progress"] and document["profile"]["name"] == a.name
     assert f"sms:conv:{a.sender}" in document["channel_state"]
     assert any(sid in key for key in document["channel_state"] for sid in a.sids if sid.startswith("CA"))
@@ -201,9 +217,11 @@ def test_export_then_erase_one_learner_leaves_nothing_of_them_and_everything_of_
     assert counts["redis tracker"] == 1 and counts["redis channel state"] >= 3
     assert counts["events (PostgreSQL)"] == len(a_before["events"]) and counts["event spool"] == 1
     assert counts["progress"] == len(a_before["progress"]) and counts["profile"] == 1
+    assert counts["redis event outbox"] >= 1  # ours, and any turn Rasa had not removed when stopped
 
     # nothing of A is left anywhere ...
     assert redis_traces(r, a.identifiers | {a.name}) == []
+    assert outboxed(world, a) == {}
     assert stored_in_pg(pg, a) == {"events": [], "progress": [], "profile": []}
     assert pg_rows(pg, "SELECT count(*) FROM events WHERE data LIKE %s OR data LIKE %s",
                    f"%{a.sender}%", f"%{a.name}%") == [(0,)]
@@ -214,6 +232,9 @@ def test_export_then_erase_one_learner_leaves_nothing_of_them_and_everything_of_
     redis_after = redis_snapshot(r)
     for key, value in redis_before.items():
         if ":lock:" in key:  # turn locks expire by themselves within minutes
+            continue
+        if key == outbox_key(world["env"]["REDIS_KEY_PREFIX"]):  # one hash for every learner
+            assert outboxed(world, b) == b_outbox
             continue
         if not any(f":{i}" in key for i in a.identifiers):
             assert redis_after.get(key) == value, key
