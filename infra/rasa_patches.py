@@ -27,7 +27,7 @@ Fixes (always installed):
               (the REST channel, the HTTP API) the cost is one ``ContextVar`` lookup.
 
 Speed-ups (issue 6, measured with ``make bench``: docs/benchmarks.md), selected by
-``RASA_SPEEDUPS`` (default ``schema,events,pool,window,slotmap,nlucache,applied,states,askskip``;
+``RASA_SPEEDUPS`` (default ``schema,events,pool,window,slotmap,nlucache,applied,states,askskip,gcfreeze``;
 empty: none):
 
 ``schema``  Rasa validates every action server answer with ``jsonschema.validate``, which
@@ -79,6 +79,13 @@ Speed-ups of issue 16 (same selection; measured with ``make bench-ratio``: docs/
               action server's action runs (:mod:`core.form_ask`): one action-server round
               trip per form turn fewer. Otherwise (the question has to be said) the action
               server is called as before.
+``gcfreeze``  once the model is loaded, everything alive is moved out of the cyclic garbage
+              collector's sight (``gc.freeze()``): Rasa with TensorFlow holds millions of
+              objects, and every full collection -- triggered by the allocations of ordinary
+              turns -- walked all of them; a turn that allocates more (a Twilio turn: form
+              parsing, channel state, TwiML) paid for it more often. Frozen objects are still
+              freed by reference counting; a model replaced at run time (``PUT /model``) keeps
+              the old one's reference cycles, so restart the process instead.
 """
 from __future__ import annotations
 
@@ -101,7 +108,7 @@ logger = logging.getLogger(__name__)
 
 RASA_VERSION = "3.6.21"
 FIXES = ("failsafe", "timing")
-SPEEDUPS = ("schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip")
+SPEEDUPS = ("schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip", "gcfreeze")
 
 # The turn being measured (the Twilio channels set a connectors.timing.TurnTimer): any object
 # with float attributes nlu, policy, actions and a tracker attribute. Lives here, not in
@@ -646,9 +653,27 @@ def _askskip() -> None:
     RemoteAction.run = run
 
 
+def _gcfreeze() -> None:
+    import gc
+
+    import rasa.core.run
+
+    original = rasa.core.run.load_agent_on_start
+
+    @functools.wraps(original)
+    async def load_agent_on_start(*args: Any, **kwargs: Any) -> Any:
+        agent = await original(*args, **kwargs)
+        gc.collect()
+        gc.freeze()  # the model, TensorFlow and Rasa: never scanned again by the cyclic GC
+        logger.info("gc: %d objects of the loaded model frozen", gc.get_freeze_count())
+        return agent
+
+    rasa.core.run.load_agent_on_start = load_agent_on_start
+
+
 _PATCHES: Dict[Text, Callable[[], None]] = {
     "failsafe": _failsafe, "timing": _timing,
     "schema": _schema, "events": _events, "pool": _pool, "window": _window,
     "slotmap": _slotmap, "nlucache": _nlucache, "applied": _applied,
-    "states": _states, "askskip": _askskip,
+    "states": _states, "askskip": _askskip, "gcfreeze": _gcfreeze,
 }

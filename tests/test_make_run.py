@@ -27,6 +27,8 @@ def test_run_script_serves_rest_in_the_learners_language(tmp_path):
         wait_for(f"http://127.0.0.1:{port}/status", process, log, ok=lambda r: r.ok and r.json().get("model_file"))
         screen = log.read_text()
         assert "infra.rasa_patches  - Rasa 3.6.21 patched: failsafe, timing, schema, events, pool, window, slotmap, nlucache, applied" in screen
+        # the loaded model is out of the garbage collector's sight (the gcfreeze speed-up, issue 16)
+        assert re.search(r"gc: \d{6,} objects of the loaded model frozen", screen), screen
         # Python's warning format (file:line: SomethingWarning:) from a library: none on the first screen
         assert not re.findall(r"^\S+:\d+: \w*Warning:", screen, re.MULTILINE), screen
         url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"

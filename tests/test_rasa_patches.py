@@ -30,7 +30,8 @@ from tests.stack import ROOT, Stack, ensure_model, stack_env
 @pytest.fixture(scope="module", autouse=True)
 def applied():
     names = rasa_patches.install()
-    assert names == ["failsafe", "timing", "schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip"]
+    assert names == ["failsafe", "timing", "schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip",
+                     "gcfreeze"]
     return names
 
 
@@ -320,7 +321,8 @@ def _patched_methods():
 def test_install_is_idempotent():
     before = _patched_methods()
     assert rasa_patches.install() == rasa_patches.installed() == ["failsafe", "timing", "schema", "events", "pool",
-                                                                   "window", "slotmap", "nlucache", "applied", "states", "askskip"]
+                                                                   "window", "slotmap", "nlucache", "applied", "states", "askskip",
+                                                                   "gcfreeze"]
     assert _patched_methods() == before  # nothing wrapped twice
     assert getattr(before["parse"], "__bakame_timed__", False)
 
