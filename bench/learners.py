@@ -4,7 +4,11 @@
 * ``voice`` a signed Twilio call: the call-start webhook, then ``<Gather>`` results
   (``SpeechResult=..., Confidence=0.9``) posted to the ``action`` URL of the previous
   answer, exactly as Twilio follows the TwiML;
-* ``rest``  Rasa's REST channel (``POST /webhooks/rest/webhook``), the same messages.
+* ``rest``  Rasa's REST channel (``POST /webhooks/rest/webhook``), the same messages: a REST
+  learner ``speaks_as`` an SMS or a voice learner (the connector-overhead baseline must hold
+  the same conversations -- voice learners say numbers in words, which the numeric fast path
+  does not take, and start calls with ``/session_start``); with the same ``seed`` and index
+  it sends exactly the messages of its Twilio twin.
 
 Scenarios: ``math`` (start math, then answers -- numbers in digits or words, some wrong,
 sometimes "I don't know" or "repeat"), ``debate`` (every third turn makes the tutor call
@@ -38,6 +42,19 @@ DEBATE_CYCLE = {
            "ariko ni ingenzi kuko bituma tugira ubuzima bwiza",
            "yego"],
 }
+
+
+def vocabulary() -> List[str]:
+    """Every text a simulated learner can send (``Learner.next_message``): the warm-up sends
+    each once, so Rasa's NLU cache (``nlucache``) holds them all before anything is measured
+    and the order of the phases does not decide which channel pays for DIET."""
+    said: List[str] = []
+    for language in languages.SUPPORTED:
+        said += [START[scenario][language] for scenario in START] + DEBATE_CYCLE[language]
+        said += ["I don't know", "repeat"] if language == "en" else ["sinzi", "subiramo"]
+        prefix = "it is" if language == "en" else "ni"
+        said += [f"{prefix} {n}" for n in range(1, 21)]
+    return list(dict.fromkeys(said + [str(n) for n in range(1, 21)] + EN_WORDS))
 
 
 def failure_texts() -> List[str]:
@@ -82,15 +99,20 @@ class Learner:
     """One simulated learner; :meth:`turn` sends their next message and times it."""
 
     def __init__(self, kind: str, run: str, index: int, rasa_url: str, signer: twilio.Signer,
-                 language: str = "en", scenario: str = "math", timeout: float = 30.0) -> None:
+                 language: str = "en", scenario: str = "math", timeout: float = 30.0,
+                 speaks_as: Optional[str] = None, seed: Optional[str] = None) -> None:
         if kind not in ("sms", "voice", "rest"):
             raise ValueError(kind)
+        speaks_as = speaks_as or (kind if kind != "rest" else "sms")
+        if speaks_as not in ("sms", "voice") or (kind != "rest" and speaks_as != kind):
+            raise ValueError(f"{kind} learner cannot speak as {speaks_as}")
         self.kind, self.run, self.index = kind, run, index
+        self.speaks_as = speaks_as  # whose messages it sends: an SMS or a voice learner's
         self.rasa_url = rasa_url.rstrip("/")
         self.signer = signer
         self.language, self.scenario = language, scenario
         self.timeout = timeout
-        self.rng = twilio.jitter_rng(f"{run}:{kind}:{index}")
+        self.rng = twilio.jitter_rng(f"{seed if seed is not None else run}:{speaks_as}:{index}")
         self.number = twilio.learner_number(f"{run}:{kind}", index)
         self.sender = f"bench-{run}-{kind}-{index}"
         self.call_sid = twilio.sid("CA", run, kind, index)
@@ -103,7 +125,7 @@ class Learner:
     def next_message(self) -> Optional[str]:
         """The text of the next turn (``None`` = a voice call's start)."""
         n = self.turns  # turns already sent
-        if self.kind == "voice":  # a call starts with the call-start webhook, then "start math"
+        if self.speaks_as == "voice":  # a call starts with the call-start webhook, then "start math"
             if self.turns_in_call == 0:
                 return None
             n = self.turns_in_call - 1
@@ -117,7 +139,7 @@ class Learner:
         if roll < 0.12:
             return "repeat" if self.language == "en" else "subiramo"
         value = self.rng.randint(1, 20)
-        if self.kind == "voice" and self.language == "en" and self.rng.random() < 0.7:
+        if self.speaks_as == "voice" and self.language == "en" and self.rng.random() < 0.7:
             return EN_WORDS[value - 1]
         if self.rng.random() < 0.3:
             return (f"it is {value}" if self.language == "en" else f"ni {value}")
@@ -128,13 +150,13 @@ class Learner:
         text = self.next_message()
         self.turns += 1
         self.turns_in_call += 1
-        step = "call_start" if (self.kind == "voice" and text is None) else "turn"
+        step = "call_start" if (self.speaks_as == "voice" and text is None) else "turn"
         started = time.monotonic()
         error: Optional[str] = None
         texts: List[str] = []
         try:
             if self.kind == "rest":
-                texts, error = await self._rest(session, text or "")
+                texts, error = await self._rest(session, text)
             elif self.kind == "sms":
                 texts, error = await self._sms(session, text or "")
             else:
@@ -163,8 +185,11 @@ class Learner:
                                 **kwargs) as response:
             return response.status, await response.text()
 
-    async def _rest(self, session: Any, text: str):
-        status, body = await self._post(session, twilio.REST_PATH, json={"sender": self.sender, "message": text},
+    async def _rest(self, session: Any, text: Optional[str]):
+        payload: Dict[str, Any] = {"sender": self.sender, "message": text}
+        if text is None:  # a voice twin's call start: what the voice channel sends Rasa
+            payload = {"sender": self.sender, "message": "/session_start", "metadata": {"call_start": True}}
+        status, body = await self._post(session, twilio.REST_PATH, json=payload,
                                         headers={"Authorization": f"Bearer {BENCH_REST_TOKEN}"})
         if status != 200:
             return [], f"http_{status}"
@@ -174,6 +199,9 @@ class Learner:
         texts = [m.get("text") or "" for m in messages if isinstance(m, dict)]
         texts = [t for t in texts if t] or [str(m.get("custom")) for m in messages if isinstance(m, dict)
                                             and m.get("custom")]
+        if self.speaks_as == "voice" and any(isinstance(m, dict) and (m.get("custom") or {}).get("end_call")
+                                             for m in messages):
+            return texts, "hangup"  # where the voice channel hangs up, the twin "calls again" too
         return texts, (None if texts else "empty")
 
     async def _twiml(self, session: Any, path: str, params: Any):
@@ -212,9 +240,12 @@ class Learner:
 
 
 def make_learners(kind_mix: Dict[str, float], count: int, run: str, rasa_url: str, signer: twilio.Signer,
-                  scenario: str = "math", rw_share: float = 0.25, timeout: float = 30.0) -> List[Learner]:
-    """``count`` learners split by ``kind_mix`` (e.g. {"sms": .5, "voice": .5}); a quarter
-    of them speak Kinyarwanda."""
+                  scenario: str = "math", rw_share: float = 0.25, timeout: float = 30.0,
+                  seed: Optional[str] = None) -> List[Learner]:
+    """``count`` learners split by ``kind_mix`` (e.g. {"sms": .5, "voice": .5}, or
+    {"rest:sms": .5, "rest:voice": .5}: REST learners speaking as SMS / voice learners); a
+    quarter of them speak Kinyarwanda. Two calls with the same ``seed`` and the same shares
+    make twins: learner i sends the same messages whatever the transport."""
     kinds: List[str] = []
     total = sum(kind_mix.values())
     for kind, share in kind_mix.items():
@@ -223,10 +254,12 @@ def make_learners(kind_mix: Dict[str, float], count: int, run: str, rasa_url: st
         kinds.append(next(iter(kind_mix)))
     kinds = kinds[:count]
     learners = []
-    for i, kind in enumerate(kinds):
+    for i, spec in enumerate(kinds):
+        kind, _, speaks_as = spec.partition(":")
+        speaks_as = speaks_as or None
         language = "rw" if (i % 4 == 3 and rw_share > 0) else "en"
-        if kind == "voice" and language == "rw":
+        if (speaks_as or kind) == "voice" and language == "rw":
             language = "en"  # Kinyarwanda calls use <Record> + transcription in production; not benchmarked
         learners.append(Learner(kind, run, i, rasa_url, signer, language=language, scenario=scenario,
-                                timeout=timeout))
+                                timeout=timeout, speaks_as=speaks_as, seed=seed))
     return learners

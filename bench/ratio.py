@@ -79,13 +79,14 @@ async def measure_floor(stack: BenchStack, pids: Dict[str, int], messages: int) 
 
 
 async def measure_turns(stack: BenchStack, pids: Dict[str, int], turns: int, tag: str,
-                        profile_to: Optional[Path] = None, channel: str = "twilio") -> Dict[str, Any]:
+                        profile_to: Optional[Path] = None, channel: str = "twilio",
+                        seed: Optional[str] = None) -> Dict[str, Any]:
     """``turns`` turns of two learners back to back: the Twilio mix (one SMS, one voice) or,
     ``channel="rest"``, the same drill over Rasa's REST channel (the connector-overhead baseline)."""
     from bench.run import MIXES
 
     signer = Signer(BENCH_AUTH_TOKEN, BENCH_PUBLIC_BASE_URL)
-    learners = make_learners(MIXES[channel], 2, tag, stack.rasa_url, signer)
+    learners = make_learners(MIXES[channel], 2, tag, stack.rasa_url, signer, seed=seed or tag)
     spy = None
     if profile_to is not None:
         from bench import profile
@@ -135,7 +136,7 @@ async def rounds_of(stack: BenchStack, pids: Dict[str, int], args: argparse.Name
     for i in range(args.rounds):
         floor = await measure_floor(stack, pids, args.parses)
         profile_to = workdir / f"turns-rasa-{i}.folded" if args.profile and i == args.rounds - 1 else None
-        turn = await measure_turns(stack, pids, args.turns, f"{run_id}r{i}", profile_to)
+        turn = await measure_turns(stack, pids, args.turns, f"{run_id}r{i}", profile_to, seed=f"{run_id}r{i}")
         ratio = (round(turn["rasa_cpu_ms"] / floor["rasa_cpu_ms"], 2)
                  if turn.get("rasa_cpu_ms") and floor.get("rasa_cpu_ms") else None)
         log(f"round {i + 1}: parse {floor['rasa_cpu_ms']} ms, turn {turn['rasa_cpu_ms']} ms Rasa CPU "
@@ -144,7 +145,8 @@ async def rounds_of(stack: BenchStack, pids: Dict[str, int], args: argparse.Name
         entry = {"floor": floor, "turn": turn, "ratio": ratio}
         if args.rest:  # the same drill over REST: Twilio's Rasa CPU per turn / REST's (connector overhead)
             profile_rest = workdir / f"rest-rasa-{i}.folded" if args.profile and i == args.rounds - 1 else None
-            rest = await measure_turns(stack, pids, args.turns, f"{run_id}s{i}", profile_rest, channel="rest")
+            rest = await measure_turns(stack, pids, args.turns, f"{run_id}s{i}", profile_rest, channel="rest",
+                                       seed=f"{run_id}r{i}")  # the Twilio round's twins
             entry["rest"] = rest
             entry["twilio_over_rest"] = (round(turn["rasa_cpu_ms"] / rest["rasa_cpu_ms"], 2)
                                          if turn.get("rasa_cpu_ms") and rest.get("rasa_cpu_ms") else None)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from bench import report, serverside, sysinfo
-from bench.learners import START, DEBATE_CYCLE, EN_WORDS, make_learners
+from bench.learners import START, DEBATE_CYCLE, EN_WORDS, Learner, make_learners, vocabulary
 from bench.load import PhaseResult, run_long_session, run_phase
 from bench.stack import BENCH_AUTH_TOKEN, BENCH_PUBLIC_BASE_URL, MODEL, ROOT, VENV_BIN, BenchStack, check_services
 from bench.stats import ratio, summarise
@@ -62,7 +62,9 @@ QUICK = {
     "long_learners": 2, "long_turns": 60, "long_limit": 180.0, "checkpoints": [10, 50],
     "nlu_messages": 20,
 }
-MIXES = {"twilio": {"sms": 0.5, "voice": 0.5}, "rest": {"rest": 1.0}}
+# REST learners are the Twilio learners' twins (same messages, same seed): the overhead compares
+# the same conversations, not digits over REST against number words and call starts over Twilio.
+MIXES = {"twilio": {"sms": 0.5, "voice": 0.5}, "rest": {"rest:sms": 0.5, "rest:voice": 0.5}}
 
 
 def log(message: str) -> None:
@@ -90,9 +92,18 @@ async def nlu_floor(rasa_url: str, count: int) -> Dict[str, Any]:
 
 
 async def warm_up(stack: BenchStack, signer: Signer, run: str) -> None:
-    """A few conversations per channel first (lazy imports, connection pools, caches)."""
+    """A few conversations per channel first (lazy imports, connection pools, caches), after
+    one conversation that sends every text the learners can send (the NLU cache, primed)."""
+    import aiohttp
+
+    primer = Learner("rest", f"{run}p", 0, stack.rasa_url, signer)
+    async with aiohttp.ClientSession() as session:
+        for text in vocabulary():
+            texts, error = await primer._rest(session, text)
+            if error:
+                log(f"  warm-up: {text!r} was answered with {error}: {texts}")
     for channel in ("twilio", "rest"):
-        learners = make_learners(MIXES[channel], 4, f"{run}w", stack.rasa_url, signer)
+        learners = make_learners(MIXES[channel], 4, f"{run}w", stack.rasa_url, signer, seed=f"{run}w")
         await run_phase(f"warmup-{channel}", channel, learners, duration=4.0, mode="closed", ramp=0.0,
                         max_turns_per_learner=5)
 
@@ -139,7 +150,8 @@ async def load_phases(stack: BenchStack, plan: Dict[str, Any], run: str, signer:
     for mode, concurrency, duration, period in specs:
         for channel in ("twilio", "rest"):
             name = f"{mode}-{channel}-{concurrency}"
-            learners = make_learners(MIXES[channel], concurrency, f"{run}{name}", stack.rasa_url, signer)
+            learners = make_learners(MIXES[channel], concurrency, f"{run}{name}", stack.rasa_url, signer,
+                                     seed=f"{run}{mode}-{concurrency}")
             meter = sysinfo.CpuMeter(cpu_pids, **meter_args).start()
             spies = []
             if profile_dir is not None and not profiled and mode == "closed" and channel == "twilio" and \

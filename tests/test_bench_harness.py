@@ -299,3 +299,88 @@ def test_connector_overhead_rows_compare_cpu_of_every_tier():
     [no_cpu] = overhead_rows([dict(phase("twilio", 1.0, 1, 1, 1, 1), cpu_ms_per_turn={}),
                               phase("rest", 1.0, 1, 1, 1, 1)])
     assert no_cpu["ratio_cpu"] is None
+
+
+def _said(learner, turns=30):
+    out = []
+    for _ in range(turns):
+        out.append(learner.next_message())
+        learner.turns += 1
+        learner.turns_in_call += 1
+    return out
+
+
+def test_rest_learners_are_the_twilio_learners_twins():
+    """The overhead baseline holds the same conversations: REST learner i sends exactly what
+    Twilio learner i sends (number words for voice learners, a call start), same seed."""
+    from bench.learners import make_learners
+
+    signer = twilio.Signer("token", "https://bench.example")
+    mix = lambda seed, shares: make_learners(shares, 8, "run", "http://x", signer, seed=seed)  # noqa: E731
+    tw = mix("s1", {"sms": 0.5, "voice": 0.5})
+    rest = mix("s1", {"rest:sms": 0.5, "rest:voice": 0.5})
+    assert [l.kind for l in rest] == ["rest"] * 8
+    assert [(l.speaks_as, l.language) for l in rest] == [(l.kind, l.language) for l in tw]
+    for a, b in zip(tw, rest):
+        assert _said(a) == _said(b)
+    voice = [_said(l) for l in mix("s1", {"rest:sms": 0.5, "rest:voice": 0.5}) if l.speaks_as == "voice"]
+    assert all(said[0] is None for said in voice)  # a call starts first
+    assert any(word in said for said in voice for word in ("one", "seven", "twenty", "twelve"))
+    sms = [_said(l) for l in mix("s1", {"rest:sms": 1.0})]
+    assert all(said[0] is not None for said in sms)
+    assert sms != [_said(l) for l in mix("s2", {"rest:sms": 1.0})]  # another seed, other conversations
+    with pytest.raises(ValueError):
+        make_learners({"sms:voice": 1.0}, 1, "r", "http://x", signer)
+
+
+async def test_a_rest_voice_twin_starts_calls_and_hangs_up_like_the_voice_channel():
+    """Call start = ``/session_start`` with ``call_start`` metadata (what the voice channel
+    sends Rasa); a reply ending the call makes the twin call again."""
+    from aiohttp import ClientSession, web
+
+    from bench.learners import Learner
+
+    seen = []
+    replies = [[{"recipient_id": "x", "text": "Welcome back"}],
+               [{"recipient_id": "x", "text": "Bye"}, {"recipient_id": "x", "custom": {"end_call": True}}],
+               [{"recipient_id": "x", "text": "Welcome back"}]]
+
+    async def webhook(request):
+        seen.append(await request.json())
+        return web.json_response(replies[len(seen) - 1])
+
+    app = web.Application()
+    app.router.add_post(twilio.REST_PATH, webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        learner = Learner("rest", "r", 0, f"http://127.0.0.1:{port}", twilio.Signer("t", "https://b"),
+                          speaks_as="voice")
+        async with ClientSession() as session:
+            first = await learner.turn(session)
+            second = await learner.turn(session)
+            third = await learner.turn(session)
+    finally:
+        await runner.cleanup()
+    assert seen[0] == {"sender": learner.sender, "message": "/session_start", "metadata": {"call_start": True}}
+    assert first.ok and first.step == "call_start"
+    assert seen[1]["message"] == "I want to do math" and "metadata" not in seen[1]
+    assert second.ok and second.ended  # the bot hung up: not an error, a new call follows
+    assert third.step == "call_start" and seen[2]["message"] == "/session_start"
+
+
+def test_the_warm_up_vocabulary_holds_every_text_a_learner_sends():
+    """The NLU cache is primed with ``vocabulary()``: no phase pays for a first parse."""
+    from bench.learners import make_learners, vocabulary
+
+    known = set(vocabulary())
+    signer = twilio.Signer("token", "https://bench.example")
+    for scenario in ("math", "debate"):
+        for shares in ({"sms": 0.5, "voice": 0.5}, {"rest:sms": 0.5, "rest:voice": 0.5}):
+            for learner in make_learners(shares, 12, "v", "http://x", signer, scenario=scenario, seed=scenario):
+                said = {t for t in _said(learner, 200) if t is not None}
+                assert said <= known, said - known
+    assert len(known) == len(vocabulary())  # each once
