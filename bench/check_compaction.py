@@ -73,6 +73,9 @@ async def main_async(args: argparse.Namespace) -> int:
     if not keys:
         print(f"no trackers under {args.prefix}:tracker:*", file=sys.stderr)
         return 2
+    from infra.rasa_patches import install_fastload
+
+    install_fastload()  # same predictions, a faster load
     agent = Agent.load(str(args.model))
     for name in ("rasa", "structlog", ""):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -60,6 +60,10 @@ _REPLACEMENTS = {
 }
 
 
+# characters sanitize() keeps unchanged: in the alphabet and not mapped to something else
+_KEPT_AS_IS = (GSM_BASIC | GSM_EXTENSION) - frozenset(_REPLACEMENTS)
+
+
 def _in_alphabet(char: Text) -> bool:
     return char in GSM_BASIC or char in GSM_EXTENSION
 
@@ -92,7 +96,8 @@ def sanitize(text: Optional[Text]) -> Text:
     if not text:
         return ""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    out = "".join(_to_gsm_char(c) for c in text)
+    # most replies are plain GSM-7 already: one set check instead of a call per character
+    out = text if _KEPT_AS_IS.issuperset(text) else "".join(_to_gsm_char(c) for c in text)
     out = re.sub(r"[ ]{2,}", " ", out)
     out = re.sub(r" *\n *", "\n", out)
     out = re.sub(r"\n{3,}", "\n\n", out)

@@ -27,7 +27,7 @@ Fixes (always installed):
               (the REST channel, the HTTP API) the cost is one ``ContextVar`` lookup.
 
 Speed-ups (issue 6, measured with ``make bench``: docs/benchmarks.md), selected by
-``RASA_SPEEDUPS`` (default ``schema,events,pool,window,slotmap,nlucache,applied,states,askskip,gcfreeze``;
+``RASA_SPEEDUPS`` (default ``schema,events,pool,window,slotmap,nlucache,applied,states,askskip,gcfreeze,fastload``;
 empty: none):
 
 ``schema``  Rasa validates every action server answer with ``jsonschema.validate``, which
@@ -86,6 +86,13 @@ Speed-ups of issue 16 (same selection; measured with ``make bench-ratio``: docs/
               parsing, channel state, TwiML) paid for it more often. Frozen objects are still
               freed by reference counting; a model replaced at run time (``PUT /model``) keeps
               the old one's reference cycles, so restart the process instead.
+``fastload``  loading a model: Rasa builds DIET's weights by training one step on one
+              example before it loads the trained weights, and traced that step -- a
+              training graph with gradients -- for 70 of the 77 s a Rasa process took to
+              start on a slow machine. Here that one step runs eagerly (the same variables,
+              no graph); predictions run in graph mode as before, traced by Rasa's own
+              warm-up prediction. Faster starts for every Rasa process: a scaled-out
+              process that was killed, ``make run``, the tests' servers, ``rasa test``.
 """
 from __future__ import annotations
 
@@ -108,7 +115,8 @@ logger = logging.getLogger(__name__)
 
 RASA_VERSION = "3.6.21"
 FIXES = ("failsafe", "timing")
-SPEEDUPS = ("schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip", "gcfreeze")
+SPEEDUPS = ("schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip", "gcfreeze",
+            "fastload")
 
 # The turn being measured (the Twilio channels set a connectors.timing.TurnTimer): any object
 # with float attributes nlu, policy, actions and a tracker attribute. Lives here, not in
@@ -671,9 +679,55 @@ def _gcfreeze() -> None:
     rasa.core.run.load_agent_on_start = load_agent_on_start
 
 
+def _fastload() -> None:
+    from rasa.utils.tensorflow.models import RasaModel
+
+    if not hasattr(RasaModel.load, "__bakame_original__"):  # once, also after install_fastload()
+        RasaModel.load = classmethod(_fast_model_load(RasaModel.load.__func__))
+
+
+def install_fastload() -> None:
+    """Only ``fastload``, for tools that load a model in-process to evaluate it rather than
+    serve (``scripts/evaluate.py``): the model predicts exactly as Rasa loads it, sooner.
+    A later :func:`install` still installs everything it selects."""
+    check_version()
+    _fastload()
+
+
+def _fast_model_load(original: Callable) -> Callable:
+    """``RasaModel.load`` whose one-example ``fit`` (run only to create the weights and the
+    optimizer's slots before the trained weights are loaded) runs eagerly: the same variables
+    without tracing a training graph with its gradients -- 70 of the 77 s a Rasa process took
+    to load our model (``DIETClassifier``'s CRF). Predictions then run as before, traced once
+    by the ``run_inference`` warm-up; a model loaded for fine-tuning takes Rasa's own path."""
+
+    @functools.wraps(original)
+    def load(cls: Any, model_file_name: Text, model_data_example: Any, predict_data_example: Any = None,
+             finetune_mode: bool = False, *args: Any, **kwargs: Any) -> Any:
+        if finetune_mode:
+            return original(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                            *args, **kwargs)
+        import tensorflow as tf
+        from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+        from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+
+        model = cls(*args, **kwargs)
+        config = kwargs.get("config", {})
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=True)
+        model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        model.run_eagerly = config.get(RUN_EAGERLY)  # predictions: graph mode, as Rasa configured them
+        model.load_weights(model_file_name)
+        if predict_data_example:
+            model.run_inference(predict_data_example)
+        return model
+
+    load.__bakame_original__ = original  # type: ignore[attr-defined]
+    return load
+
+
 _PATCHES: Dict[Text, Callable[[], None]] = {
     "failsafe": _failsafe, "timing": _timing,
     "schema": _schema, "events": _events, "pool": _pool, "window": _window,
     "slotmap": _slotmap, "nlucache": _nlucache, "applied": _applied,
-    "states": _states, "askskip": _askskip, "gcfreeze": _gcfreeze,
+    "states": _states, "askskip": _askskip, "gcfreeze": _gcfreeze, "fastload": _fastload,
 }

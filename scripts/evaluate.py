@@ -43,8 +43,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parent
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+for _path in (str(SCRIPTS), str(ROOT)):  # the report scripts beside it; infra (rasa_patches)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import answer_check_report  # noqa: E402  (math answer checker accuracy, main and held-out tables)
 import check_data  # noqa: E402  (examples per intent per language)
@@ -264,6 +265,9 @@ async def _evaluate(model: Path, project: Path, out: Path, languages: Sequence[s
     rasa.utils.common.configure_logging_and_warnings(logging.INFO)
     rasa.utils.log_utils.configure_structlog(logging.INFO)
 
+    from infra.rasa_patches import install_fastload
+
+    install_fastload()  # the model's weights built without tracing a training step: same predictions
     agent = Agent.load(model_path=str(model))
     domain = project / "domain.yml"
     results: Dict[str, Any] = {"nlu": {}, "stories": None, "oos": None}

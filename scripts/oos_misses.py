@@ -112,6 +112,9 @@ def main(argv: Sequence[str] = None) -> int:
     from rasa.core.agent import Agent
 
     rasa.utils.log_utils.configure_structlog(logging.WARNING)  # no per-message debug lines on stdout
+    from infra.rasa_patches import install_fastload
+
+    install_fastload()  # same predictions, a faster load
     agent = Agent.load(model_path=str(args.model))
     guard = _component(agent, "CommandGuard")
     fallback_component = _component(agent, "FallbackClassifier")

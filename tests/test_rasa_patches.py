@@ -31,7 +31,7 @@ from tests.stack import ROOT, Stack, ensure_model, stack_env
 def applied():
     names = rasa_patches.install()
     assert names == ["failsafe", "timing", "schema", "events", "pool", "window", "slotmap", "nlucache", "applied", "states", "askskip",
-                     "gcfreeze"]
+                     "gcfreeze", "fastload"]
     return names
 
 
@@ -309,12 +309,14 @@ def _patched_methods():
     from rasa.core.actions.action import ActionExtractSlots, RemoteAction
     from rasa.core.processor import MessageProcessor
     from rasa.core.tracker_store import FailSafeTrackerStore
+    from rasa.utils.tensorflow.models import RasaModel
 
     return {
         "run": RemoteAction.run, "format": RemoteAction._action_call_format,
         "extract": ActionExtractSlots._run_custom_action,
         "validate": RemoteAction._validate_action_result, "parse": MessageProcessor.parse_message,
         "save": MessageProcessor.save_tracker, "failsafe": FailSafeTrackerStore.on_tracker_store_error,
+        "load": RasaModel.load,
     }
 
 
@@ -322,7 +324,7 @@ def test_install_is_idempotent():
     before = _patched_methods()
     assert rasa_patches.install() == rasa_patches.installed() == ["failsafe", "timing", "schema", "events", "pool",
                                                                    "window", "slotmap", "nlucache", "applied", "states", "askskip",
-                                                                   "gcfreeze"]
+                                                                   "gcfreeze", "fastload"]
     assert _patched_methods() == before  # nothing wrapped twice
     assert getattr(before["parse"], "__bakame_timed__", False)
 
@@ -473,3 +475,62 @@ def test_the_make_run_stack_sends_the_action_server_the_last_three_turns(tmp_pat
     turn5 = [c for c in calls_by_turn[4] if c["tracker"]["latest_message"]["text"] == said[4]]
     assert turn5 and all(user_texts(c) == said[2:] for c in turn5)
     assert all(c["tracker"]["slots"]["name"] == "Eric" for c in turn5)  # the state in full
+
+
+# --------------------------------------------------------------------------- fastload
+async def test_a_model_loaded_fast_predicts_exactly_as_rasa_loads_it():
+    """``fastload``: the one-example fit that creates DIET's weights runs eagerly. The model
+    so loaded must parse every message exactly as the model Rasa loads its own way: same
+    intents, same ranking and confidences, same entities -- on public messages nobody on
+    BAKAME wrote (tests/data/language_id_heldout.csv) and on commands and answers."""
+    import csv
+
+    from rasa.core.agent import load_agent
+    from rasa.utils.tensorflow.models import RasaModel
+
+    model = str(ensure_model())
+    with open(ROOT / "tests" / "data" / "language_id_heldout.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(line for line in f if not line.startswith("#"))][1:]
+    texts = [r[-1] for r in rows[::8]] + ["I want to do math", "ndashaka imibare", "seven", "it is 12", "ni 7",
+                                          "sinzi", "stop", "repeat", "my name is Amina", "1", "2"]
+    assert len(texts) > 100
+
+    async def parses(agent):
+        return [await agent.parse_message(text) for text in texts]
+
+    patched = RasaModel.load
+    assert getattr(patched, "__bakame_original__", None) is not None  # installed by the fixture
+    fast = await parses(await load_agent(model_path=model))
+    RasaModel.load = classmethod(patched.__bakame_original__)
+    try:
+        rasas = await parses(await load_agent(model_path=model))
+    finally:
+        RasaModel.load = patched
+    for mine, theirs in zip(fast, rasas):
+        assert mine["intent"] == theirs["intent"], mine["text"]
+        assert [(r["name"], r["confidence"]) for r in mine["intent_ranking"]] == \
+            [(r["name"], r["confidence"]) for r in theirs["intent_ranking"]], mine["text"]
+        assert mine["entities"] == theirs["entities"], mine["text"]
+    assert len({p["intent"]["name"] for p in fast}) >= 5  # the messages exercise the model
+
+
+def test_fastload_leaves_fine_tuning_to_rasa(monkeypatch):
+    """A model loaded to be fine-tuned (``rasa train --finetune``) takes Rasa's own path."""
+    from rasa.utils.tensorflow.models import RasaModel
+
+    calls = []
+    fake_original = lambda cls, *args, **kwargs: calls.append(args) or "rasa's"  # noqa: E731
+    load = rasa_patches._fast_model_load(fake_original)
+    assert load(RasaModel, "weights", "example", None, True) == "rasa's"
+    assert calls == [("weights", "example", None, True)]
+
+
+def test_deployment_files_select_every_speedup():
+    """docker-compose.yml, the Kubernetes config and .env.example name the speed-ups
+    explicitly: they must name all of them (a new one is not silently left out in production)."""
+    wanted = ",".join(rasa_patches.SPEEDUPS)
+    for path, pattern in (("docker-compose.yml", r"RASA_SPEEDUPS-([\w,]+)\}"),
+                          ("deploy/k8s/config.yaml", r"RASA_SPEEDUPS:\s*([\w,]+)"),
+                          (".env.example", r"^RASA_SPEEDUPS=([\w,]+)")):
+        found = re.search(pattern, (ROOT / path).read_text(), re.M)
+        assert found and found.group(1) == wanted, path

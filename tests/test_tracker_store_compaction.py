@@ -227,6 +227,9 @@ def test_the_policies_decide_the_same_on_a_compacted_math_drill(assistant):
     assistant.texts(sender, "5")
     body = requests.get(f"{assistant.url}/conversations/{sender}/tracker", timeout=60).json()
 
+    from infra.rasa_patches import install_fastload
+
+    install_fastload()
     agent = Agent.load(str(MODEL))
     full = DialogueStateTracker.from_dict(sender, body["events"], agent.processor.domain.slots)
     compared, differences = compare_decisions(agent.processor, full, after=24, keep=8)
