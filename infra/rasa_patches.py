@@ -150,13 +150,8 @@ def install() -> List[Text]:
     if _installed:
         return list(_installed)
     check_version()
-    for name in FIXES + tuple(_chosen_speedups()):
-        if name in _installed:  # named twice: wrapped once
-            continue
-        patch = _PATCHES.get(name)
-        if patch is None:
-            logger.warning("unknown RASA_SPEEDUPS entry %r ignored", name)
-            continue
+    for name in selected():
+        patch = _PATCHES[name]
         try:
             patch()
             _installed.append(name)
@@ -171,8 +166,19 @@ def installed() -> List[Text]:
     return list(_installed)
 
 
-def _chosen_speedups() -> List[Text]:
-    return [s.strip() for s in os.environ.get("RASA_SPEEDUPS", ",".join(SPEEDUPS)).split(",") if s.strip()]
+def selected() -> List[Text]:
+    """What :func:`install` installs: the fixes, then the ``RASA_SPEEDUPS`` speed-ups (all of
+    them when it is unset, none when empty), each once, unknown names left out (logged)."""
+    names: List[Text] = []
+    chosen = [s.strip() for s in os.environ.get("RASA_SPEEDUPS", ",".join(SPEEDUPS)).split(",") if s.strip()]
+    for name in FIXES + tuple(chosen):
+        if name in names:  # named twice: wrapped once
+            continue
+        if name not in _PATCHES:
+            logger.warning("unknown RASA_SPEEDUPS entry %r ignored", name)
+            continue
+        names.append(name)
+    return names
 
 
 # --------------------------------------------------------------------------- fixes
