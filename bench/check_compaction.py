@@ -64,7 +64,7 @@ async def main_async(args: argparse.Namespace) -> int:
     import logging
 
     import redis
-    from rasa.core.agent import Agent
+    from infra.rasa_patches import load_agent_for_evaluation
     from rasa.shared.core.trackers import DialogueStateTracker
 
     client = redis.Redis.from_url(args.redis)
@@ -73,10 +73,7 @@ async def main_async(args: argparse.Namespace) -> int:
     if not keys:
         print(f"no trackers under {args.prefix}:tracker:*", file=sys.stderr)
         return 2
-    from infra.rasa_patches import install_fastload
-
-    install_fastload()  # same predictions, a faster load
-    agent = Agent.load(str(args.model))
+    agent = load_agent_for_evaluation(args.model)
     for name in ("rasa", "structlog", ""):
         logging.getLogger(name).setLevel(logging.WARNING)
     processor = agent.processor

@@ -693,11 +693,20 @@ def _fastload() -> None:
 
 
 def install_fastload() -> None:
-    """Only ``fastload``, for tools that load a model in-process to evaluate it rather than
-    serve (``scripts/evaluate.py``): the model predicts exactly as Rasa loads it, sooner.
-    A later :func:`install` still installs everything it selects."""
+    """Only ``fastload``: the model predicts exactly as Rasa loads it, sooner. A later
+    :func:`install` still installs everything it selects."""
     check_version()
     _fastload()
+
+
+def load_agent_for_evaluation(model_path: Text) -> Any:
+    """``rasa.core.agent.Agent.load(model_path)`` with only ``fastload`` installed, for tools
+    that load a model in-process to evaluate it rather than serve (``scripts/evaluate.py``,
+    ``scripts/oos_misses.py``, ``bench/check_compaction.py``)."""
+    from rasa.core.agent import Agent
+
+    install_fastload()
+    return Agent.load(model_path=str(model_path))
 
 
 def _fast_model_load(original: Callable) -> Callable:

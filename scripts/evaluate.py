@@ -259,16 +259,13 @@ async def _evaluate(model: Path, project: Path, out: Path, languages: Sequence[s
                     nlu: bool = True) -> Dict[str, Any]:
     import rasa.utils.common
     import rasa.utils.log_utils
-    from rasa.core.agent import Agent
+    from infra.rasa_patches import load_agent_for_evaluation
     from rasa.nlu.test import run_evaluation
 
     rasa.utils.common.configure_logging_and_warnings(logging.INFO)
     rasa.utils.log_utils.configure_structlog(logging.INFO)
 
-    from infra.rasa_patches import install_fastload
-
-    install_fastload()  # the model's weights built without tracing a training step: same predictions
-    agent = Agent.load(model_path=str(model))
+    agent = load_agent_for_evaluation(model)
     domain = project / "domain.yml"
     results: Dict[str, Any] = {"nlu": {}, "stories": None, "oos": None}
     if oos_dirs is not None:

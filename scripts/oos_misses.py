@@ -109,13 +109,10 @@ def main(argv: Sequence[str] = None) -> int:
     import logging
 
     import rasa.utils.log_utils
-    from rasa.core.agent import Agent
+    from infra.rasa_patches import load_agent_for_evaluation
 
     rasa.utils.log_utils.configure_structlog(logging.WARNING)  # no per-message debug lines on stdout
-    from infra.rasa_patches import install_fastload
-
-    install_fastload()  # same predictions, a faster load
-    agent = Agent.load(model_path=str(args.model))
+    agent = load_agent_for_evaluation(args.model)
     guard = _component(agent, "CommandGuard")
     fallback_component = _component(agent, "FallbackClassifier")
     fallback = {k: fallback_component.component_config[k] for k in ("threshold", "ambiguity_threshold")}

@@ -209,7 +209,7 @@ def test_the_policies_decide_the_same_on_a_compacted_math_drill(assistant):
     point, the trained policies predict the same action (and policy) on the compacted
     conversation as on the whole one."""
     import requests
-    from rasa.core.agent import Agent
+    from infra.rasa_patches import load_agent_for_evaluation
     from rasa.shared.core.trackers import DialogueStateTracker
 
     from bench.check_compaction import compare_decisions
@@ -227,10 +227,7 @@ def test_the_policies_decide_the_same_on_a_compacted_math_drill(assistant):
     assistant.texts(sender, "5")
     body = requests.get(f"{assistant.url}/conversations/{sender}/tracker", timeout=60).json()
 
-    from infra.rasa_patches import install_fastload
-
-    install_fastload()
-    agent = Agent.load(str(MODEL))
+    agent = load_agent_for_evaluation(MODEL)
     full = DialogueStateTracker.from_dict(sender, body["events"], agent.processor.domain.slots)
     compared, differences = compare_decisions(agent.processor, full, after=24, keep=8)
     assert compared >= 20  # every action from turn 26 on
