@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shutil
 import signal
@@ -132,6 +133,45 @@ def overhead_rows(phases: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
+def overhead_target(overhead: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The connector-overhead row of the Targets table: the geometric mean over the tiers of the
+    Twilio / REST p50 and CPU ratios, each tier's beside it. One tier's ratio moves by +-15 % between
+    runs of the same code (REST "slower" than Twilio at 0.61-0.90 in earlier runs, though it does
+    strictly less); the mean of the five is the estimate, and met when both are at most 1.10."""
+    p50 = geometric_mean([o.get("ratio_p50") for o in overhead])
+    cpu = geometric_mean([o.get("ratio_cpu") for o in overhead])
+    tiers = ", ".join(f"{report.fmt(o.get('ratio_p50'), 2)} ({o['concurrency']} {o['mode']})" for o in overhead)
+    measured = f"p50 {report.fmt(p50, 2)} (tiers: {tiers})"
+    if cpu is not None:
+        measured += (f"; CPU per turn, all tiers: {report.fmt(cpu, 2)} "
+                     f"({', '.join(report.fmt(o.get('ratio_cpu'), 2) for o in overhead)})")
+    return {
+        "target": "connector overhead within 10 % of the REST channel (p50 latency and CPU per turn; "
+                  "geometric mean of the tiers)",
+        "measured": measured,
+        "met": bool(p50 is not None and p50 <= 1.10 and (cpu is None or cpu <= 1.10)),
+    }
+
+
+def geometric_mean(values: List[Optional[float]]) -> Optional[float]:
+    """Of the values present and positive, rounded to 3 places; None when there are none."""
+    present = [v for v in values if v]
+    if not present:
+        return None
+    return round(math.exp(sum(math.log(v) for v in present) / len(present)), 3)
+
+
+def phase_order(specs: List[tuple]) -> List[tuple]:
+    """``(mode, concurrency, duration, period, channel)`` for each tier of ``specs``, Twilio and REST
+    alternately first (tier 1 Twilio first, tier 2 REST first, ...): whichever channel runs second
+    finds the machine as the first left it (caches, Redis, PostgreSQL), so neither always does."""
+    out = []
+    for index, spec in enumerate(specs):
+        for channel in (("twilio", "rest") if index % 2 == 0 else ("rest", "twilio")):
+            out.append((*spec, channel))
+    return out
+
+
 def tiers_cpu_ms(phase: Dict[str, Any]) -> Optional[float]:
     """CPU ms per turn of our processes and the Redis and PostgreSQL serving them (no load generator)."""
     per = phase.get("cpu_ms_per_turn") or {}
@@ -147,28 +187,27 @@ async def load_phases(stack: BenchStack, plan: Dict[str, Any], run: str, signer:
     specs = [("closed", c, plan["closed_s"], None) for c in plan["closed"]]
     specs += [("paced", c, plan["paced_s"], plan["period"]) for c in plan["paced"]]
     profiled = False
-    for mode, concurrency, duration, period in specs:
-        for channel in ("twilio", "rest"):
-            name = f"{mode}-{channel}-{concurrency}"
-            learners = make_learners(MIXES[channel], concurrency, f"{run}{name}", stack.rasa_url, signer,
-                                     seed=f"{run}{mode}-{concurrency}")
-            meter = sysinfo.CpuMeter(cpu_pids, **meter_args).start()
-            spies = []
-            if profile_dir is not None and not profiled and mode == "closed" and channel == "twilio" and \
-                    concurrency == max(plan["closed"][:2]):
-                spies = start_profilers(stack, profile_dir, "load", duration)
-                profiled = True
-            log(f"phase {name}: {concurrency} learner(s), {mode}"
-                f"{f' every {period:g} s' if period else ''}, {duration:g} s")
-            result = await run_phase(name, channel, learners, duration, mode=mode, period=period)
-            result.cpu = meter.stop()  # type: ignore[attr-defined]
-            for spy in spies:
-                spy.wait(timeout=60)
-            s = result.summary()
-            log(f"  -> p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms, {s['turns_per_s']} turns/s, "
-                f"{s['errors']} errors, others' CPU {result.cpu['others_cores']} cores")
-            results.append(result)
-            await asyncio.sleep(2.0)  # a gap, so server-side log lines fall in one phase
+    for mode, concurrency, duration, period, channel in phase_order(specs):
+        name = f"{mode}-{channel}-{concurrency}"
+        learners = make_learners(MIXES[channel], concurrency, f"{run}{name}", stack.rasa_url, signer,
+                                 seed=f"{run}{mode}-{concurrency}")
+        meter = sysinfo.CpuMeter(cpu_pids, **meter_args).start()
+        spies = []
+        if profile_dir is not None and not profiled and mode == "closed" and channel == "twilio" and \
+                concurrency == max(plan["closed"][:2]):
+            spies = start_profilers(stack, profile_dir, "load", duration)
+            profiled = True
+        log(f"phase {name}: {concurrency} learner(s), {mode}"
+            f"{f' every {period:g} s' if period else ''}, {duration:g} s")
+        result = await run_phase(name, channel, learners, duration, mode=mode, period=period)
+        result.cpu = meter.stop()  # type: ignore[attr-defined]
+        for spy in spies:
+            spy.wait(timeout=60)
+        s = result.summary()
+        log(f"  -> p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms, {s['turns_per_s']} turns/s, "
+            f"{s['errors']} errors, others' CPU {result.cpu['others_cores']} cores")
+        results.append(result)
+        await asyncio.sleep(2.0)  # a gap, so server-side log lines fall in one phase
     return results
 
 
@@ -276,14 +315,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         })
     overhead = results.get("overhead") or []
     if overhead:
-        worst = max(overhead, key=lambda o: o.get("ratio_p50") or 0)
-        targets.append({
-            "target": "connector overhead within 10 % of the REST channel (p50 latency)",
-            "measured": "ratio " + ", ".join(f"{report.fmt(o.get('ratio_p50'), 2)} ({o['concurrency']} {o['mode']})"
-                                             for o in overhead)
-                        + "; CPU per turn, all tiers: " + ", ".join(report.fmt(o.get("ratio_cpu"), 2) for o in overhead),
-            "met": bool(worst.get("ratio_p50") is not None and all((o.get("ratio_p50") or 9) <= 1.10 for o in overhead)),
-        })
+        targets.append(overhead_target(overhead))
     for ls in results.get("long_session") or []:
         if ls.get("growth_p50") is not None:
             first, last = ls["checkpoints"][0], ls["checkpoints"][-1]
@@ -452,8 +484,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             s["rasa_split"] = serverside.split_for_window(turn_lines, phase.started_wall + (phase.measure_from - phase.started),
                                                           phase.ended_wall)
         load_summaries.append(s)
-    results["load"] = load_summaries
-    results["overhead"] = overhead_rows(load_summaries)
+    # shown tier by tier, Twilio first, whichever ran first (``phase_order``; ``ran`` says)
+    for index, s in enumerate(load_summaries):
+        s["ran"] = index + 1
+    results["load"] = sorted(load_summaries, key=lambda s: (s.get("mode") != "closed", s.get("concurrency") or 0,
+                                                            s.get("channel") != "twilio"))
+    results["overhead"] = overhead_rows(results["load"])
     if phases:
         results["actions"] = serverside.actions_for_window(action_rows, phases[0].started_wall, phases[-1].ended_wall)
     if llm_phase is not None:

@@ -384,3 +384,35 @@ def test_the_warm_up_vocabulary_holds_every_text_a_learner_sends():
                 said = {t for t in _said(learner, 200) if t is not None}
                 assert said <= known, said - known
     assert len(known) == len(vocabulary())  # each once
+
+
+def test_connector_overhead_target_is_the_geometric_mean_of_the_tiers():
+    from bench.run import evaluate_targets, geometric_mean, overhead_target
+
+    def row(p50, cpu, concurrency):
+        return {"mode": "closed", "concurrency": concurrency, "ratio_p50": p50, "ratio_cpu": cpu}
+
+    # one tier over 1.10, the mean of the tiers within: met, each tier shown beside the mean
+    target = overhead_target([row(1.06, 1.03, 1), row(0.90, 1.09, 25), row(1.32, 1.12, 100)])
+    assert target["met"] is True
+    assert target["measured"].startswith("p50 1.08 (tiers: 1.06 (1 closed), 0.90 (25 closed), 1.32 (100 closed))")
+    assert "CPU per turn, all tiers: 1.08 (1.03, 1.09, 1.12)" in target["measured"]
+    # the p50 mean within 10 %, the CPU mean not: not met
+    assert overhead_target([row(1.05, 1.12, 1), row(1.05, 1.12, 25)])["met"] is False
+    assert overhead_target([row(1.12, 1.0, 1), row(1.10, 1.0, 25)])["met"] is False
+    # no CPU figures (a machine without the meter): p50 alone decides
+    assert overhead_target([row(1.05, None, 1)])["met"] is True
+    assert geometric_mean([None, 0, None]) is None and geometric_mean([2.0, 0.5]) == 1.0
+    [row_] = [t for t in evaluate_targets({"overhead": [row(1.2, 1.2, 1)]}) if "connector" in t["target"]]
+    assert row_["met"] is False
+
+
+def test_twilio_and_rest_take_turns_running_first_tier_by_tier():
+    from bench.run import phase_order
+
+    specs = [("closed", 1, 20.0, None), ("closed", 25, 20.0, None), ("paced", 25, 30.0, 2.0)]
+    order = phase_order(specs)
+    assert [(mode, n, channel) for mode, n, _, _, channel in order] == [
+        ("closed", 1, "twilio"), ("closed", 1, "rest"), ("closed", 25, "rest"), ("closed", 25, "twilio"),
+        ("paced", 25, "twilio"), ("paced", 25, "rest")]
+    assert [o[:4] for o in order[::2]] == specs  # every tier, with its duration and period, once per channel
