@@ -58,8 +58,13 @@ def render(results: Dict[str, Any]) -> str:
     targets = results.get("targets") or []
     if targets:
         out.append("#### Targets")
-        out.append(table(["target", "measured", "met"],
-                         [[t["target"], t["measured"], fmt(t.get("met"))] for t in targets]))
+        before_run = next((t["before_run"] for t in targets if t.get("before_run")), None)
+        if before_run:  # the before figures beside today's (bench/baseline.yml)
+            out.append(table(["target", f"before (`{before_run}`)", "measured", "met"],
+                             [[t["target"], t.get("before", "–"), t["measured"], fmt(t.get("met"))] for t in targets]))
+        else:
+            out.append(table(["target", "measured", "met"],
+                             [[t["target"], t["measured"], fmt(t.get("met"))] for t in targets]))
         out.append("")
 
     phases = results.get("load") or []

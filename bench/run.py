@@ -146,6 +146,7 @@ def overhead_target(overhead: List[Dict[str, Any]]) -> Dict[str, Any]:
         measured += (f"; CPU per turn, all tiers: {report.fmt(cpu, 2)} "
                      f"({', '.join(report.fmt(o.get('ratio_cpu'), 2) for o in overhead)})")
     return {
+        "key": "overhead",
         "target": "connector overhead within 10 % of the REST channel (p50 latency and CPU per turn; "
                   "geometric mean of the tiers)",
         "measured": measured,
@@ -293,6 +294,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     if paced:
         p = max(paced, key=lambda x: x["concurrency"])
         targets.append({
+            "key": "paced_p95",
             "target": f"{p['concurrency']} learners, one turn every {p['period_s']:g} s each: p95 < 300 ms, 0 errors",
             "measured": f"p95 {report.fmt(p['p95_ms'])} ms, {p['errors']} errors",
             "met": bool(p["p95_ms"] is not None and p["p95_ms"] < 300 and p["errors"] == 0),
@@ -301,6 +303,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     if closed:
         best = max(closed, key=lambda x: x["turns_per_s"] or 0)
         targets.append({
+            "key": "throughput",
             "target": "sustained throughput >= 60 turns/s (Twilio channels)",
             "measured": f"{report.fmt(best['turns_per_s'], 1)} turns/s at {best['concurrency']} learners back to back"
                         f" ({best['errors']} errors)",
@@ -309,6 +312,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     cpu_ratio = turn_to_parse_cpu(results)
     if cpu_ratio is not None:
         targets.append({
+            "key": "cpu_ratio",
             "target": "Rasa CPU per Twilio turn <= 2x the CPU of `/model/parse` (same run; aim 1.5x)",
             "measured": cpu_ratio["text"],
             "met": bool(cpu_ratio["ratio"] <= 2.0),
@@ -328,6 +332,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                             f"already {report.fmt(ls['growth_p50'], 2)}x (p50 {report.fmt(first['p50_ms'])} -> "
                             f"{report.fmt(last['p50_ms'])} ms)")
             targets.append({
+                "key": "long_session",
                 "target": f"turn {goal} costs <= 1.2x turn {first['turn']} ({ls['channel']})",
                 "measured": measured,
                 "met": bool(ls["growth_p50"] <= 1.2 and ls.get("completed", True)),
@@ -336,14 +341,35 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     if llm and llm.get("llm_turns"):
         t = llm["llm_turns"]
         targets.append({
+            "key": "llm_voice",
             "target": "voice turns calling the LLM (1.5 s) below 3 s end to end",
             "measured": f"max {report.fmt(t['max_ms'])} ms (p95 {report.fmt(t['p95_ms'])} ms, {t['count']} turns, "
                         f"{llm['errors']} errors)",
             "met": bool(t["max_ms"] is not None and t["max_ms"] < 3000 and llm["errors"] == 0),
         })
     elif llm:
-        targets.append({"target": "voice turns calling the LLM (1.5 s) below 3 s end to end",
+        targets.append({"key": "llm_voice", "target": "voice turns calling the LLM (1.5 s) below 3 s end to end",
                         "measured": "no turn reached the LLM", "met": False})
+    return with_baseline(targets, load_baseline())
+
+
+BASELINE = Path(__file__).with_name("baseline.yml")
+
+
+def load_baseline(path: Path = BASELINE) -> Dict[str, Any]:
+    """The "before" figures each target is shown beside (``bench/baseline.yml``); {} without the file."""
+    import yaml
+
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+
+
+def with_baseline(targets: List[Dict[str, Any]], baseline: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """``targets`` with ``before`` (the baseline's figure for the same ``key``) and ``before_run``."""
+    figures = baseline.get("figures") or {}
+    for t in targets:
+        if t.get("key") in figures:
+            t["before"] = str(figures[t["key"]])
+            t["before_run"] = str(baseline.get("run") or "")
     return targets
 
 
@@ -370,11 +396,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--no-docs", action="store_true", default=as_bool(env("BENCH_NO_DOCS"), False))
     p.add_argument("--doc-section", default=os.environ.get("BENCH_DOC_SECTION", ""),
                    help="write the tables into this named block of docs/benchmarks.md instead of the latest-run one")
+    p.add_argument("--render", metavar="RUN.json", default="",
+                   help="measure nothing: evaluate the targets of a saved run again and rewrite its tables "
+                        "(RUN.md, and docs/benchmarks.md unless --no-docs), e.g. after a change of the report")
     return p.parse_args(argv)
+
+
+def render_saved(path: Path, update_docs: bool, doc_section: str = "") -> int:
+    """``--render``: a saved run's targets evaluated by this code, its tables written again."""
+    results = json.loads(path.read_text(encoding="utf-8"))
+    results["targets"] = evaluate_targets(results)
+    path.write_text(json.dumps(results, indent=1, default=str))
+    markdown = report.render(results)
+    path.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    if update_docs:
+        report.update_doc(DOC, markdown, section=doc_section)
+        log(f"tables of {path.name} written to {DOC.relative_to(ROOT)}")
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render_saved(Path(args.render), not args.no_docs, args.doc_section)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack on `kill` too
     plan = dict(QUICK if args.quick else FULL)
     parts = {x.strip() for x in args.only.split(",") if x.strip()} or {"nlu", "load", "llm", "long", "train"}

@@ -416,3 +416,45 @@ def test_twilio_and_rest_take_turns_running_first_tier_by_tier():
         ("closed", 1, "twilio"), ("closed", 1, "rest"), ("closed", 25, "rest"), ("closed", 25, "twilio"),
         ("paced", 25, "twilio"), ("paced", 25, "rest")]
     assert [o[:4] for o in order[::2]] == specs  # every tier, with its duration and period, once per channel
+
+
+def test_every_target_is_shown_beside_its_before_figure_from_the_baseline_file():
+    from bench.run import evaluate_targets, load_baseline, with_baseline
+
+    baseline = load_baseline()  # bench/baseline.yml, the starting point
+    assert baseline["run"] == "20261121-183351"
+    results = _results()
+    results["overhead"][0]["ratio_cpu"] = 1.02
+    results["long_session"][0]["growth_p50"] = 1.1
+    results["nlu"]["rasa_cpu_ms_per_parse"] = 10.0
+    results["load"].append(dict(results["load"][0], name="paced-twilio-100", mode="paced", concurrency=100,
+                                period_s=2.0))
+    targets = evaluate_targets(results)
+    keys = [t["key"] for t in targets]
+    assert len(keys) == len(set(keys)) == 6  # one row per target, each with its own key
+    assert set(keys) == set(baseline["figures"])  # every target has a before figure, and only targets do
+    assert [t["before"] for t in targets if t["key"] == "throughput"] == ["49.0 turns/s"]
+    results["targets"] = targets
+    md = report.render(results)
+    assert "| target | before (`20261121-183351`) | measured | met |" in md
+    throughput = next(line for line in md.splitlines() if line.startswith("| sustained throughput"))
+    assert "| 49.0 turns/s |" in throughput
+    # without a baseline (or a target it does not name): the table as before, no empty column
+    assert with_baseline([{"key": "new", "target": "t", "measured": "m", "met": True}], baseline)[0].get("before") is None
+    results["targets"] = with_baseline([{"key": "x", "target": "t", "measured": "m", "met": True}], {})
+    assert "| target | measured | met |" in report.render(results)
+
+
+def test_a_saved_run_is_rendered_again_with_the_targets_this_code_evaluates(tmp_path, capsys):
+    from bench.run import main
+
+    results = _results()
+    results["targets"] = [{"target": "an old target", "measured": "m", "met": True}]
+    saved = tmp_path / "20260101-000000.json"
+    saved.write_text(json.dumps(results))
+    assert main(["--render", str(saved), "--no-docs"]) == 0
+    again = json.loads(saved.read_text())
+    assert "an old target" not in {t["target"] for t in again["targets"]}
+    assert {t["key"] for t in again["targets"]} >= {"throughput", "overhead", "llm_voice"}
+    md = saved.with_suffix(".md").read_text()
+    assert "| target | before (`20261121-183351`) | measured | met |" in md and md in capsys.readouterr().out
