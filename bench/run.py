@@ -3,7 +3,8 @@
 1. starts the stack in production configuration (:mod:`bench.stack`);
 2. NLU alone: ``POST /model/parse``, one message at a time (the floor);
 3. load phases through the real, signed Twilio webhooks (half SMS, half voice learners doing
-   a math drill) and, the same messages, through the REST channel, interleaved:
+   a math drill) and, the same messages, through the REST channel, interleaved (tier by tier,
+   Twilio and REST take turns going first: ``phase_order``):
    back to back at 1 / 25 / 100 learners (throughput), and paced (every learner one turn
    every 2 s) at 25 / 100 learners (latency at a class's pace);
 4. voice callers in a debate, whose every third turn calls the (fake, 1.5 s) LLM;
@@ -20,7 +21,8 @@ Options (also as environment variables, for ``make bench``): ``--quick``
 ``--action-workers`` (``BENCH_ACTION_WORKERS``), ``--profile`` (``BENCH_PROFILE=1``: py-spy
 on Rasa and the action server during one phase), ``--overlay`` (``BENCH_OVERLAY``: changed
 copies of packages that shadow the checkout's, to measure a change before applying it),
-``--no-docs``, ``--label``.
+``--no-docs``, ``--label``; ``--render RUN.json`` measures nothing and writes a saved run's tables
+again. The Targets table shows each target beside its before figure (``bench/baseline.yml``).
 """
 from __future__ import annotations
 
