@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import shutil
 import signal
@@ -44,7 +43,7 @@ from bench import report, serverside, sysinfo
 from bench.learners import START, DEBATE_CYCLE, EN_WORDS, Learner, make_learners, vocabulary
 from bench.load import PhaseResult, run_long_session, run_phase
 from bench.stack import BENCH_AUTH_TOKEN, BENCH_PUBLIC_BASE_URL, MODEL, ROOT, VENV_BIN, BenchStack, check_services
-from bench.stats import ratio, summarise
+from bench.stats import geometric_mean, ratio, summarise
 from bench.twilio import Signer
 from core.config import as_bool, env
 
@@ -154,14 +153,6 @@ def overhead_target(overhead: List[Dict[str, Any]]) -> Dict[str, Any]:
         "measured": measured,
         "met": bool(p50 is not None and p50 <= 1.10 and (cpu is None or cpu <= 1.10)),
     }
-
-
-def geometric_mean(values: List[Optional[float]]) -> Optional[float]:
-    """Of the values present and positive, rounded to 3 places; None when there are none."""
-    present = [v for v in values if v]
-    if not present:
-        return None
-    return round(math.exp(sum(math.log(v) for v in present) / len(present)), 3)
 
 
 def phase_order(specs: List[tuple]) -> List[tuple]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 
@@ -71,6 +72,12 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     if a is None or b in (None, 0):
         return None
     return round(a / b, 3)
+
+
+def geometric_mean(values: Iterable[Optional[float]]) -> Optional[float]:
+    """Of the values present and positive, rounded to 3 places; None when there are none."""
+    present = [v for v in values if v]
+    return round(statistics.geometric_mean(present), 3) if present else None
 
 
 def group_by(rows: Iterable[dict], key: str) -> Dict[str, List[dict]]:

@@ -387,7 +387,8 @@ def test_the_warm_up_vocabulary_holds_every_text_a_learner_sends():
 
 
 def test_connector_overhead_target_is_the_geometric_mean_of_the_tiers():
-    from bench.run import evaluate_targets, geometric_mean, overhead_target
+    from bench.run import evaluate_targets, overhead_target
+    from bench.stats import geometric_mean
 
     def row(p50, cpu, concurrency):
         return {"mode": "closed", "concurrency": concurrency, "ratio_p50": p50, "ratio_cpu": cpu}
